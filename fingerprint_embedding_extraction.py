@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Stage 1 - embeddings of the enrollment utterances listed in the enrollment protocols (enroll_protocol_dir), one matrix per fingerprint: <output_dir>/<system>_embeddings/<fingerprint>.npy with <fingerprint>.ids.tsv."""
+import sys
+
+from sourcetrace.cli import run_stage
+from sourcetrace.stages import extract_enrollment
+
+if __name__ == "__main__":
+    sys.exit(run_stage(extract_enrollment, __doc__))

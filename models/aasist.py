@@ -1,0 +1,244 @@
+"""AASIST (Jung et al., ICASSP 2022): spectro-temporal graph attention on raw waveforms.
+
+Inference-only re-implementation of the clovaai/aasist model, parameter-for-parameter
+compatible with its checkpoints (`strict=True`). It reads top to bottom like the paper's
+figure: sinc front-end -> residual encoder -> spectral and temporal graphs -> two
+heterogeneous graph branches with a master node -> readout (the 160-dim embedding) ->
+output layer.
+
+Two behaviours of the original are kept on purpose, because the checkpoints were trained
+with them: the residual block's first convolution reads the block input, not its
+pre-activation (so `bn1` is a no-op at inference), and the heterogeneous layers receive
+the un-expanded master parameter.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _sinc_filters(out_channels: int, kernel_size: int, sample_rate: int) -> Tensor:
+    """Fixed mel-spaced band-pass filters of the original `CONV` layer, (out, 1, kernel)."""
+    to_mel = lambda hz: 2595 * np.log10(1 + hz / 700)  # noqa: E731
+    to_hz = lambda mel: 700 * (10 ** (mel / 2595) - 1)  # noqa: E731
+    nfft = 512
+    f = int(sample_rate / 2) * np.linspace(0, 1, int(nfft / 2) + 1)
+    fmel = to_mel(f)
+    edges = to_hz(np.linspace(np.min(fmel), np.max(fmel), out_channels + 1))
+    # float32 support, as the original builds it with torch.arange
+    hsupp = torch.arange(-(kernel_size - 1) / 2, (kernel_size - 1) / 2 + 1).numpy()
+    window = torch.tensor(np.hamming(kernel_size), dtype=torch.float32)
+    bank = torch.zeros(out_channels, kernel_size)
+    for i in range(out_channels):
+        fmin, fmax = edges[i], edges[i + 1]
+        h_high = (2 * fmax / sample_rate) * np.sinc(2 * fmax * hsupp / sample_rate)
+        h_low = (2 * fmin / sample_rate) * np.sinc(2 * fmin * hsupp / sample_rate)
+        bank[i, :] = window * torch.tensor(h_high - h_low, dtype=torch.float32)
+    return bank.view(out_channels, 1, kernel_size)
+
+
+class SincConv(nn.Module):
+    """Fixed sinc band-pass filterbank (no learnable parameters, nothing in the state dict)."""
+
+    def __init__(self, out_channels: int, kernel_size: int, sample_rate: int = 16000):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            kernel_size += 1
+        self.kernel_size = kernel_size
+        self.register_buffer("filters", _sinc_filters(out_channels, kernel_size, sample_rate),
+                             persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv1d(x, self.filters)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: tuple[int, int], first: bool = False):
+        super().__init__()
+        c_in, c_out = channels
+        self.first = first
+        if not first:
+            self.bn1 = nn.BatchNorm2d(c_in)  # trained but unused at inference (see module doc)
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel_size=(2, 3), padding=(1, 1))
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel_size=(2, 3), padding=(0, 1))
+        self.conv_downsample = (nn.Conv2d(c_in, c_out, kernel_size=(1, 3), padding=(0, 1))
+                                if c_in != c_out else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.selu(self.bn2(self.conv1(x)))
+        out = self.conv2(out)
+        identity = x if self.conv_downsample is None else self.conv_downsample(x)
+        return F.max_pool2d(out + identity, (1, 3))
+
+
+def _attention_weight(dim: int) -> nn.Parameter:
+    return nn.Parameter(torch.empty(dim, 1))
+
+
+def _node_bn(bn: nn.BatchNorm1d, x: Tensor) -> Tensor:
+    shape = x.shape
+    return bn(x.reshape(-1, shape[-1])).view(shape)
+
+
+class GraphAttentionLayer(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, temperature: float):
+        super().__init__()
+        self.att_proj = nn.Linear(in_dim, out_dim)
+        self.att_weight = _attention_weight(out_dim)
+        self.proj_with_att = nn.Linear(in_dim, out_dim)
+        self.proj_without_att = nn.Linear(in_dim, out_dim)
+        self.bn = nn.BatchNorm1d(out_dim)
+        self.temp = temperature
+
+    def forward(self, x: Tensor) -> Tensor:
+        pairs = x.unsqueeze(2) * x.unsqueeze(1)  # (B, N, N, D)
+        att = torch.matmul(torch.tanh(self.att_proj(pairs)), self.att_weight) / self.temp
+        att = F.softmax(att, dim=-2).squeeze(-1)
+        x = self.proj_with_att(torch.matmul(att, x)) + self.proj_without_att(x)
+        return F.selu(_node_bn(self.bn, x))
+
+
+class HtrgGraphAttentionLayer(nn.Module):
+    """Heterogeneous graph attention over temporal (type 1) and spectral (type 2) nodes."""
+
+    def __init__(self, in_dim: int, out_dim: int, temperature: float):
+        super().__init__()
+        self.proj_type1 = nn.Linear(in_dim, in_dim)
+        self.proj_type2 = nn.Linear(in_dim, in_dim)
+        self.att_proj = nn.Linear(in_dim, out_dim)
+        self.att_projM = nn.Linear(in_dim, out_dim)
+        self.att_weight11 = _attention_weight(out_dim)
+        self.att_weight22 = _attention_weight(out_dim)
+        self.att_weight12 = _attention_weight(out_dim)
+        self.att_weightM = _attention_weight(out_dim)
+        self.proj_with_att = nn.Linear(in_dim, out_dim)
+        self.proj_without_att = nn.Linear(in_dim, out_dim)
+        self.proj_with_attM = nn.Linear(in_dim, out_dim)
+        self.proj_without_attM = nn.Linear(in_dim, out_dim)
+        self.bn = nn.BatchNorm1d(out_dim)
+        self.temp = temperature
+
+    def forward(self, x1: Tensor, x2: Tensor, master: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        n1 = x1.size(1)
+        x = torch.cat([self.proj_type1(x1), self.proj_type2(x2)], dim=1)
+
+        # master node update
+        att_m = torch.matmul(torch.tanh(self.att_projM(x * master)), self.att_weightM)
+        att_m = F.softmax(att_m / self.temp, dim=-2)
+        master = (self.proj_with_attM(torch.matmul(att_m.squeeze(-1).unsqueeze(1), x))
+                  + self.proj_without_attM(master))
+
+        # node update: one attention weight per (type, type) block
+        pairs = torch.tanh(self.att_proj(x.unsqueeze(2) * x.unsqueeze(1)))  # (B, N, N, D)
+        att = torch.empty(pairs.shape[:3] + (1,), dtype=pairs.dtype, device=pairs.device)
+        att[:, :n1, :n1] = torch.matmul(pairs[:, :n1, :n1], self.att_weight11)
+        att[:, n1:, n1:] = torch.matmul(pairs[:, n1:, n1:], self.att_weight22)
+        att[:, :n1, n1:] = torch.matmul(pairs[:, :n1, n1:], self.att_weight12)
+        att[:, n1:, :n1] = torch.matmul(pairs[:, n1:, :n1], self.att_weight12)
+        att = F.softmax(att / self.temp, dim=-2).squeeze(-1)
+        x = self.proj_with_att(torch.matmul(att, x)) + self.proj_without_att(x)
+        x = F.selu(_node_bn(self.bn, x))
+        return x[:, :n1], x[:, n1:], master
+
+
+class GraphPool(nn.Module):
+    """Keep the top `ratio` of nodes by a learned sigmoid score, scaled by that score."""
+
+    def __init__(self, ratio: float, in_dim: int):
+        super().__init__()
+        self.ratio = ratio
+        self.proj = nn.Linear(in_dim, 1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        scores = torch.sigmoid(self.proj(h))
+        k = max(int(h.size(1) * self.ratio), 1)
+        _, idx = torch.topk(scores, k, dim=1)
+        return torch.gather(h * scores, 1, idx.expand(-1, -1, h.size(2)))
+
+
+class AASIST(nn.Module):
+    """AASIST; `forward(waves)` returns `(embedding, logits)`, embedding of size 160."""
+
+    sample_rate = 16000
+
+    def __init__(self, model_config: dict, num_classes: int, input_policy: str = "full"):
+        super().__init__()
+        filts = model_config["filts"]
+        gat_dims = model_config["gat_dims"]
+        pool_ratios = model_config["pool_ratios"]
+        temperatures = model_config["temperatures"]
+        self.nb_samp = int(model_config.get("nb_samp", 64600))
+        self.input_policy = input_policy
+
+        self.conv_time = SincConv(filts[0], model_config["first_conv"], self.sample_rate)
+        self.first_bn = nn.BatchNorm2d(1)
+        self.encoder = nn.Sequential(
+            nn.Sequential(ResidualBlock(filts[1], first=True)),
+            *[nn.Sequential(ResidualBlock(c)) for c in (filts[2], filts[3], filts[4], filts[4], filts[4])],
+        )
+        n_spectral = filts[0] // 3
+        self.pos_S = nn.Parameter(torch.empty(1, n_spectral, filts[-1][-1]))
+        self.master1 = nn.Parameter(torch.empty(1, 1, gat_dims[0]))
+        self.master2 = nn.Parameter(torch.empty(1, 1, gat_dims[0]))
+        self.GAT_layer_S = GraphAttentionLayer(filts[-1][-1], gat_dims[0], temperatures[0])
+        self.GAT_layer_T = GraphAttentionLayer(filts[-1][-1], gat_dims[0], temperatures[1])
+        self.HtrgGAT_layer_ST11 = HtrgGraphAttentionLayer(gat_dims[0], gat_dims[1], temperatures[2])
+        self.HtrgGAT_layer_ST12 = HtrgGraphAttentionLayer(gat_dims[1], gat_dims[1], temperatures[2])
+        self.HtrgGAT_layer_ST21 = HtrgGraphAttentionLayer(gat_dims[0], gat_dims[1], temperatures[2])
+        self.HtrgGAT_layer_ST22 = HtrgGraphAttentionLayer(gat_dims[1], gat_dims[1], temperatures[2])
+        self.pool_S = GraphPool(pool_ratios[0], gat_dims[0])
+        self.pool_T = GraphPool(pool_ratios[1], gat_dims[0])
+        self.pool_hS1 = GraphPool(pool_ratios[2], gat_dims[1])
+        self.pool_hT1 = GraphPool(pool_ratios[2], gat_dims[1])
+        self.pool_hS2 = GraphPool(pool_ratios[2], gat_dims[1])
+        self.pool_hT2 = GraphPool(pool_ratios[2], gat_dims[1])
+        self.embedding_dim = 5 * gat_dims[1]
+        self.out_layer = nn.Linear(self.embedding_dim, num_classes)
+        # sinc kernel, then 3x max-pooling, then six (1, 3) max-poolings must leave >= 1 frame
+        self.min_samples = self.conv_time.kernel_size - 1 + 3 * 3 ** len(self.encoder)
+
+    @staticmethod
+    def num_classes_in(state_dict: dict) -> int:
+        return state_dict["out_layer.weight"].shape[0]
+
+    def fit_input(self, wave: Tensor) -> Tensor:
+        """Per-utterance input policy: `fixed` cuts or repeats to `nb_samp` samples."""
+        if self.input_policy != "fixed":
+            return wave
+        n = wave.shape[-1]
+        if n < self.nb_samp:
+            wave = wave.repeat(math.ceil(self.nb_samp / n))
+        return wave[: self.nb_samp]
+
+    def _branch(self, out_T, out_S, master, layer1, layer2, pool_S, pool_T):
+        out_T1, out_S1, master1 = layer1(out_T, out_S, master)
+        out_S1, out_T1 = pool_S(out_S1), pool_T(out_T1)
+        out_T_aug, out_S_aug, master_aug = layer2(out_T1, out_S1, master1)
+        return out_T1 + out_T_aug, out_S1 + out_S_aug, master1 + master_aug
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.conv_time(x.unsqueeze(1)).unsqueeze(1)  # (B, 1, filters, time)
+        x = F.selu(self.first_bn(F.max_pool2d(torch.abs(x), (3, 3))))
+        e = torch.abs(self.encoder(x))  # (B, C, spectral, temporal)
+
+        e_S = e.amax(dim=3).transpose(1, 2) + self.pos_S
+        out_S = self.pool_S(self.GAT_layer_S(e_S))
+        e_T = e.amax(dim=2).transpose(1, 2)
+        out_T = self.pool_T(self.GAT_layer_T(e_T))
+
+        out_T1, out_S1, master1 = self._branch(out_T, out_S, self.master1, self.HtrgGAT_layer_ST11,
+                                               self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
+        out_T2, out_S2, master2 = self._branch(out_T, out_S, self.master2, self.HtrgGAT_layer_ST21,
+                                               self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2)
+        out_T = torch.maximum(out_T1, out_T2)
+        out_S = torch.maximum(out_S1, out_S2)
+        master = torch.maximum(master1, master2)
+
+        embedding = torch.cat([out_T.abs().amax(dim=1), out_T.mean(dim=1),
+                               out_S.abs().amax(dim=1), out_S.mean(dim=1), master.squeeze(1)], dim=1)
+        return embedding, self.out_layer(embedding)

@@ -1,0 +1,165 @@
+"""ResNet-34 countermeasure (Dao, Rouvier, Matrouf, ASVspoof 5 workshop 2024).
+
+Inference-only re-implementation of the anti-spoofing ResNet of the authors' toolkit,
+parameter-for-parameter compatible with its checkpoints (`strict=True`). It reads top to
+bottom like the system description: Kaldi filterbank front-end with mean normalisation ->
+convolutional stem -> four stages of residual blocks -> attentive statistics pooling over
+time -> 256-dim embedding (`norm_embed`) -> additive-margin softmax head, which at inference
+returns the plain cosines between the embedding and each class weight.
+
+The front-end lives inside the model, so a checkpoint plus its `model_config` is all that
+inference needs; `features(wave)` exposes exactly what the network is fed.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchaudio.compliance import kaldi
+
+INPUT_POLICIES = ("fixed", "full", "reference")
+
+
+class KaldiFbank(nn.Module):
+    """80 log-mel bins plus raw log energy (first column), then CMN: `(samples,) -> (frames, 81)`."""
+
+    def __init__(self, n_mels: int = 80, sample_rate: int = 16000, frame_length_ms: float = 25.0,
+                 frame_shift_ms: float = 10.0):
+        super().__init__()
+        self.n_mels = n_mels
+        self.sample_rate = sample_rate
+        self.frame_length_ms = frame_length_ms
+        self.frame_shift_ms = frame_shift_ms
+        # torchaudio refuses a waveform shorter than one analysis window
+        self.window_samples = int(sample_rate * frame_length_ms / 1000)
+
+    def forward(self, wave: Tensor) -> Tensor:
+        feats = kaldi.fbank(
+            wave.unsqueeze(0), sample_frequency=self.sample_rate,
+            frame_length=self.frame_length_ms, frame_shift=self.frame_shift_ms,
+            window_type="povey", preemphasis_coefficient=0.97, dither=0.0, snip_edges=False,
+            num_mel_bins=self.n_mels, low_freq=20.0, high_freq=-400.0, use_energy=True,
+            energy_floor=0.0, raw_energy=True, remove_dc_offset=True, round_to_power_of_two=True)
+        # cepstral mean normalisation over the whole utterance, no variance normalisation
+        return feats - feats.mean(dim=0, keepdim=True)
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN plus shortcut, then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        # a projection shortcut only where the block changes resolution or width
+        self.downsample = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                                         nn.BatchNorm2d(c_out))
+                           if stride != 1 or c_in != c_out else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class AMSoftmaxHead(nn.Module):
+    """Additive-margin softmax output layer; at inference only the cosines are returned."""
+
+    def __init__(self, embedding_dim: int, num_classes: int, scale: float = 30.0,
+                 margin: float = 0.2):
+        super().__init__()
+        self.W = nn.Parameter(torch.empty(num_classes, embedding_dim))
+        nn.init.xavier_uniform_(self.W)
+        # training-only: the target cosine gets `- margin`, all are multiplied by `scale`
+        self.scale = scale
+        self.margin = margin
+
+    def forward(self, embedding: Tensor) -> Tensor:
+        return F.linear(F.normalize(embedding, dim=1), F.normalize(self.W, dim=1))
+
+
+class ResNet34(nn.Module):
+    """ResNet-34 CM; `forward(waves)` returns `(embedding, logits)`, embedding of size 256."""
+
+    sample_rate = 16000
+
+    def __init__(self, model_config: dict, num_classes: int, input_policy: str = "fixed"):
+        super().__init__()
+        if input_policy not in INPUT_POLICIES:
+            raise ValueError(f"input_policy {input_policy!r}; expected one of {INPUT_POLICIES}")
+        self.input_policy = input_policy
+        # the toolkit's extraction recipe keeps the first 14 s of features
+        self.max_frames = int(model_config.get("max_frames", 1400))
+        n_mels = int(model_config.get("n_mels", 80))
+        blocks = list(model_config.get("blocks", [3, 4, 6, 3]))
+        channels = list(model_config.get("channels", [32, 64, 128, 256]))
+        strides = [1, 2, 2, 2]
+        self.embedding_dim = int(model_config.get("embedding_dim", 256))
+
+        self.frontend = KaldiFbank(n_mels, self.sample_rate)
+
+        # stem; the input is (batch, 1, frames, n_mels + 1): time before frequency
+        self.pre_conv1 = nn.Conv2d(1, channels[0], 3, stride=1, padding=1, bias=False)
+        self.pre_bn1 = nn.BatchNorm2d(channels[0])
+
+        stages, c_in, freq = [], channels[0], n_mels + 1
+        for n_blocks, c_out, stride in zip(blocks, channels, strides):
+            stages.append(nn.Sequential(BasicBlock(c_in, c_out, stride),
+                                        *[BasicBlock(c_out, c_out) for _ in range(n_blocks - 1)]))
+            c_in, freq = c_out, (freq - 1) // stride + 1  # 3x3 conv, padding 1: ceil(freq / stride)
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+
+        # attentive statistics pooling: every (channel, frequency bin) is one frame feature
+        frame_dim = channels[-1] * freq  # 256 x 11 = 2816
+        self.attention = nn.Sequential(
+            nn.Conv1d(frame_dim, 128, kernel_size=1),
+            nn.Tanh(),
+            nn.Conv1d(128, frame_dim, kernel_size=1),
+            nn.Softmax(dim=2),  # over time
+        )
+        self.norm_stats = nn.BatchNorm1d(2 * frame_dim)
+        self.fc_embed = nn.Linear(2 * frame_dim, self.embedding_dim)
+        self.norm_embed = nn.BatchNorm1d(self.embedding_dim)
+        self.output = AMSoftmaxHead(self.embedding_dim, num_classes)
+
+        # one 25 ms analysis window (400 samples) gives 3 frames (snip_edges=False), which the
+        # stride-2 stages and the pooling handle; torchaudio rejects anything shorter, and so
+        # does `features` (with a ValueError)
+        self.min_samples = self.frontend.window_samples
+
+    @staticmethod
+    def num_classes_in(state_dict: dict) -> int:
+        return state_dict["output.W"].shape[0]
+
+    def fit_input(self, wave: Tensor) -> Tensor:
+        """Per-utterance input policy: nothing to do on the waveform (cropping is on frames)."""
+        return wave
+
+    def features(self, wave: Tensor) -> Tensor:
+        """The `(frames, n_mels + 1)` matrix the network is fed for one waveform `(samples,)`."""
+        if wave.shape[-1] < self.min_samples:
+            raise ValueError(f"waveform of {wave.shape[-1]} samples is shorter than one "
+                             f"{self.min_samples}-sample analysis window")
+        feats = self.frontend(wave)
+        if self.input_policy == "fixed":
+            feats = feats[: self.max_frames]  # shorter utterances are used whole
+        return feats
+
+    def forward(self, waves: Tensor) -> tuple[Tensor, Tensor]:
+        # the filterbank takes one utterance at a time; equal lengths give equal frame counts
+        x = torch.stack([self.features(w) for w in waves]).unsqueeze(1)  # (B, 1, T, 81)
+
+        x = F.relu(self.pre_bn1(self.pre_conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 256, T/8, 11)
+
+        # (B, C, T', F') -> (B, C * F', T'), channel-major like the original
+        x = x.transpose(2, 3).flatten(1, 2)
+        w = self.attention(x)
+        mu = torch.sum(x * w, dim=2)
+        sigma = torch.sqrt((torch.sum(x * x * w, dim=2) - mu * mu).clamp(min=1e-5))
+
+        embedding = self.norm_embed(self.fc_embed(self.norm_stats(torch.cat([mu, sigma], dim=1))))
+        return embedding, self.output(embedding)

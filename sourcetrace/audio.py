@@ -1,0 +1,56 @@
+"""Decoding audio to the models' input: float32 mono at 16 kHz.
+
+libsndfile (through soundfile) decodes WAV, FLAC, OGG and the other formats it knows,
+with no system packages. Multichannel audio is averaged to mono; other sample rates are
+resampled with torchaudio's band-limited sinc resampler.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+SAMPLE_RATE = 16000
+log = logging.getLogger(__name__)
+
+
+class AudioError(Exception):
+    """An audio file that cannot be used; the message names the file and the reason."""
+
+
+def resampled_length(frames: int, sample_rate: int) -> int:
+    """Number of samples torchaudio's resampler returns for `frames` at `sample_rate`."""
+    if sample_rate == SAMPLE_RATE:
+        return frames
+    g = math.gcd(sample_rate, SAMPLE_RATE)
+    return math.ceil(SAMPLE_RATE // g * frames / (sample_rate // g))
+
+
+def probe_length(path: Path) -> int:
+    """Length in samples at 16 kHz, from the file header."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    return resampled_length(info.frames, info.samplerate)
+
+
+def load_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decode `path` to float32 mono at 16 kHz; also return the file's own sample rate."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: no samples")
+    wave = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(wave).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if rate != SAMPLE_RATE:
+        wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), rate, SAMPLE_RATE).numpy()
+    return np.ascontiguousarray(wave), rate

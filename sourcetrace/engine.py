@@ -1,0 +1,291 @@
+"""The extraction engine shared by stage 1 (enrollment) and stage 3 (trials).
+
+Given utterances, a model and an input policy, it returns one embedding per utterance:
+
+- `full` and `fixed`: every batch stacks inputs of *exactly* the same length (after the
+  model's per-utterance `fit_input`), so no input is ever padded and an utterance's
+  embedding does not depend on its batch neighbours, the batch size or the worker count.
+  Utterances are grouped by length from the file headers before any decoding.
+- `reference`: batches are consecutive utterances in the given order, within each
+  `segment` (one protocol file), zero-padded to the longest: the published STOPA scripts'
+  behaviour, kept to reproduce their numbers, batch dependence included.
+
+Decoding runs in DataLoader workers and overlaps the network. Results are written in chunks
+to a work folder as they complete; a run that is killed resumes from the finished chunks
+and, the plan being deterministic, ends with the same bytes as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .audio import AudioError, load_audio, probe_length
+from .errors import StageError
+from .store import atomic_path
+
+log = logging.getLogger(__name__)
+CHUNK_UTTERANCES = 512
+
+
+@dataclass(frozen=True)
+class Utterance:
+    attack: str
+    file: str
+    path: Path
+    source: str  # "<protocol>:<line>", for messages
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.attack, self.file)
+
+
+@dataclass
+class Extraction:
+    """Embeddings in utterance order; rows of failed utterances are NaN and listed in `failed`."""
+
+    embeddings: np.ndarray
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name in ("auto", "", None):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise StageError(f"device {name!r} is not a valid torch device (try cpu, cuda, cuda:1, auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise StageError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+class _BatchAudio(Dataset):
+    """Dataset of whole batches: item b is (indices, [waveform or error message])."""
+
+    def __init__(self, utterances: list[Utterance], batches: list[list[int]]):
+        self.utterances = utterances
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int):
+        waves = []
+        for i in self.batches[b]:
+            try:
+                wave, rate = load_audio(self.utterances[i].path)
+                waves.append((wave, rate))
+            except AudioError as exc:
+                waves.append(str(exc))
+        return self.batches[b], waves
+
+
+def _check_exist(utterances: list[Utterance], on_error: str, failed: dict[int, str]) -> None:
+    missing = [i for i, u in enumerate(utterances) if not u.path.is_file()]
+    if not missing:
+        return
+    if on_error == "skip":
+        failed.update({i: "audio file not found" for i in missing})
+        return
+    shown = "\n".join(f"  {utterances[i].source}: {utterances[i].path}" for i in missing[:20])
+    more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+    raise StageError(f"{len(missing)} audio file(s) not found (check database_path and the audio "
+                     f"path templates):\n{shown}{more}")
+
+
+def _fitted_length_fn(model):
+    cache: dict[int, int] = {}
+
+    def fitted(n: int) -> int:
+        if n not in cache:
+            cache[n] = int(model.fit_input(torch.empty(n)).shape[-1])
+        return cache[n]
+    return fitted
+
+
+def plan_batches(lengths: list[int] | None, batch_size: int, segments: list[range]) -> list[list[int]]:
+    """Batches of indices. With `lengths`: equal-length groups (sorted by length, then index);
+    without: consecutive indices within each segment."""
+    if lengths is None:
+        return [list(seg[i:i + batch_size]) for seg in segments for i in range(0, len(seg), batch_size)]
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, n in enumerate(lengths):
+        if n >= 0:
+            by_length[n].append(i)
+    return [idx[i:i + batch_size] for n in sorted(by_length) for idx in [by_length[n]]
+            for i in range(0, len(idx), batch_size)]
+
+
+def _chunks(batches: list[list[int]]) -> list[list[list[int]]]:
+    chunks, current, count = [], [], 0
+    for batch in batches:
+        current.append(batch)
+        count += len(batch)
+        if count >= CHUNK_UTTERANCES:
+            chunks.append(current)
+            current, count = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _save_chunk(path: Path, indices: list[int], rows: np.ndarray, failed: dict[int, str]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, indices=np.asarray(indices, dtype=np.int64), rows=rows,
+                     failed=json.dumps({str(k): v for k, v in failed.items()}))
+
+
+def _load_chunk(path: Path):
+    with np.load(path) as z:
+        failed = {int(k): v for k, v in json.loads(str(z["failed"])).items()}
+        return z["indices"], z["rows"], failed
+
+
+class Extractor:
+    """Runs one model over lists of utterances with one input policy."""
+
+    def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device,
+                 on_error: str = "fail", signature: str = ""):
+        self.model = model
+        self.policy = policy
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = device
+        self.on_error = on_error
+        self.signature = signature  # model identity, for naming resumable work
+
+    def _lengths(self, utterances: list[Utterance], failed: dict[int, str]) -> list[int] | None:
+        if self.policy == "reference":
+            return None
+        fitted = _fitted_length_fn(self.model)
+        if fitted(16000) == fitted(1_000_000):  # the policy makes every input the same length
+            return [-1 if i in failed else fitted(16000) for i in range(len(utterances))]
+
+        def probe(i: int) -> int | str:
+            if i in failed:
+                return -1
+            try:
+                return fitted(probe_length(utterances[i].path))
+            except AudioError as exc:
+                return str(exc)
+        with ThreadPoolExecutor(8) as pool:
+            probed = list(pool.map(probe, range(len(utterances))))
+        for i, value in enumerate(probed):
+            if isinstance(value, str):
+                self._fail(utterances, failed, i, value)
+                probed[i] = -1
+        return probed
+
+    def _fail(self, utterances: list[Utterance], failed: dict[int, str], i: int, reason: str) -> None:
+        if self.on_error == "fail":
+            raise StageError(f"{utterances[i].source}: {reason}")
+        failed[i] = reason
+
+    def _work_dir(self, work_root: Path, utterances: list[Utterance], segments: list[range]) -> Path:
+        h = hashlib.sha256()
+        h.update(json.dumps([self.signature, self.policy, self.batch_size, str(self.device),
+                             [(u.attack, u.file, str(u.path)) for u in utterances],
+                             [(s.start, s.stop) for s in segments]]).encode())
+        return work_root / h.hexdigest()[:16]
+
+    def extract(self, utterances: list[Utterance], work_root: Path, segments: list[range] | None = None,
+                desc: str = "extracting") -> Extraction:
+        segments = segments or [range(len(utterances))]
+        failed: dict[int, str] = {}
+        _check_exist(utterances, self.on_error, failed)
+        batches = plan_batches(self._lengths(utterances, failed), self.batch_size, segments)
+        batches = [kept for b in batches if (kept := [i for i in b if i not in failed])]
+
+        dim = self.model.embedding_dim
+        out = np.full((len(utterances), dim), np.nan, dtype=np.float32)
+        work = self._work_dir(work_root, utterances, segments)
+        work.mkdir(parents=True, exist_ok=True)
+        chunks = _chunks(batches)
+        pending: list[int] = []
+        for k in range(len(chunks)):
+            chunk_file = work / f"chunk_{k:06d}.npz"
+            if chunk_file.is_file():
+                indices, rows, chunk_failed = _load_chunk(chunk_file)
+                out[indices] = rows
+                failed.update(chunk_failed)
+            else:
+                pending.append(k)
+        pending_set = set(pending)
+        resumed = sum(len(b) for k in range(len(chunks)) if k not in pending_set for b in chunks[k])
+        if resumed:
+            log.info("%s: resuming, %d utterance(s) already done in %s", desc, resumed, work)
+
+        batch_chunk = [k for k in pending for _ in chunks[k]]
+        loader = DataLoader(_BatchAudio(utterances, [b for k in pending for b in chunks[k]]),
+                            batch_size=None, shuffle=False, num_workers=self.num_workers,
+                            prefetch_factor=4 if self.num_workers else None,
+                            persistent_workers=False)
+        chunk_indices: list[int] = []
+        chunk_failed: dict[int, str] = {}
+        remaining = {k: len(chunks[k]) for k in pending}
+        resampled_rates: set[int] = set()
+        with tqdm(total=len(utterances) - len(failed), initial=resumed, desc=desc, unit="utt",
+                  dynamic_ncols=True, disable=None) as bar, torch.inference_mode():
+            for b, (indices, waves) in enumerate(loader):
+                ready = []
+                for i, item in zip(indices, waves):
+                    if isinstance(item, str):
+                        self._fail(utterances, chunk_failed, i, item)
+                        continue
+                    wave, rate = item
+                    if rate != 16000 and rate not in resampled_rates:
+                        resampled_rates.add(rate)
+                        log.info("resampling %d Hz audio to 16000 Hz (first: %s)", rate, utterances[i].path)
+                    x = self.model.fit_input(torch.as_tensor(wave))
+                    if x.shape[-1] < self.model.min_samples:
+                        self._fail(utterances, chunk_failed, i,
+                                   f"{utterances[i].path}: too short for the model ({x.shape[-1]} samples "
+                                   f"at 16 kHz; at least {self.model.min_samples} needed)")
+                        continue
+                    ready.append((i, x))
+                self._forward(ready, out)
+                chunk_indices.extend(indices)
+                bar.update(len(indices))
+                k = batch_chunk[b]
+                remaining[k] -= 1
+                if remaining[k] == 0:
+                    _save_chunk(work / f"chunk_{k:06d}.npz", chunk_indices, out[chunk_indices], chunk_failed)
+                    failed.update(chunk_failed)
+                    chunk_indices, chunk_failed = [], {}
+        shutil.rmtree(work, ignore_errors=True)
+        for folder in (work.parent, work.parent.parent):  # leave no empty work folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        return Extraction(out, failed)
+
+    def _forward(self, ready: list[tuple[int, torch.Tensor]], out: np.ndarray) -> None:
+        if not ready:
+            return
+        if self.policy == "reference":
+            groups = [ready]
+        else:  # equal lengths by plan; regroup in case a header misreported a length
+            by_len: dict[int, list] = defaultdict(list)
+            for i, x in ready:
+                by_len[x.shape[-1]].append((i, x))
+            groups = list(by_len.values())
+        for group in groups:
+            longest = max(x.shape[-1] for _, x in group)
+            batch = torch.zeros(len(group), longest)
+            for row, (_, x) in enumerate(group):
+                batch[row, : x.shape[-1]] = x
+            embedding, _ = self.model(batch.to(self.device, non_blocking=True))
+            out[[i for i, _ in group]] = embedding.float().cpu().numpy()

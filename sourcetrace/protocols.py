@@ -1,0 +1,251 @@
+"""STOPA protocol files: one parser per kind, returning typed records.
+
+Both kinds are whitespace-separated text with a header line. Columns are found by header
+name (case-insensitive `FileName`, `ATK`, ...) and, where the header does not name them,
+at the reference scripts' positions: enrollment files column 1 = file name, column 3 =
+attack; trial files column 1 = file name, column 4 = attack (0-based).
+
+A protocol stem is `<ATK>-<anything>`: the fingerprint of an enrollment file
+`AA01-co-100.txt` is `AA01-co-100`, its attack `AA01`; the trial file of that fingerprint
+is `AA01-co-100_trials.txt`. Nothing assumes STOPA's condition names or sizes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from .errors import StageError
+
+TRIAL_SUFFIX = "_trials"
+TARGET_COLUMNS = ("IsTargetATK", "IsTargetAcousticModel", "IsTargetVocoderModel")
+TRUE_VALUES = ("True", "true", "TRUE", "1")
+FALSE_VALUES = ("False", "false", "FALSE", "0")
+_STEM = re.compile(r"^([^-\s]+)-\S+$")
+
+
+@dataclass(frozen=True)
+class EnrollmentProtocol:
+    """One enrollment file: the utterances averaged into fingerprint `fingerprint`."""
+
+    path: Path
+    fingerprint: str
+    attack: str
+    files: list[str]
+    attacks: list[str]
+    lines: list[int]  # 1-based line number of each row in `path`
+
+
+@dataclass(frozen=True)
+class TrialProtocol:
+    """One trial file: every row is a trial utterance scored against one fingerprint.
+
+    `table` holds every column as read (strings), in file order; `fingerprints` is the
+    fingerprint of each row (its `AbstractModel`, else the file's own fingerprint).
+    """
+
+    path: Path
+    fingerprint: str
+    attack: str
+    table: pa.Table
+    file_column: str
+    attack_column: str
+
+    @property
+    def files(self) -> np.ndarray:
+        return self.table.column(self.file_column).to_numpy(zero_copy_only=False)
+
+    @property
+    def attacks(self) -> np.ndarray:
+        return self.table.column(self.attack_column).to_numpy(zero_copy_only=False)
+
+    @property
+    def fingerprints(self) -> np.ndarray:
+        if "AbstractModel" in self.table.column_names:
+            return self.table.column("AbstractModel").to_numpy(zero_copy_only=False)
+        return np.full(self.table.num_rows, self.fingerprint, dtype=object)
+
+
+def attack_of(stem: str, path: Path) -> str:
+    match = _STEM.match(stem)
+    if not match:
+        raise StageError(f"{path}: protocol file name must look like <ATK>-<condition>{path.suffix}")
+    return match.group(1)
+
+
+def column_index(header: list[str], name: str, position: int, path: Path) -> int:
+    lowered = [h.lower() for h in header]
+    if name.lower() in lowered:
+        return lowered.index(name.lower())
+    if position >= len(header):
+        raise StageError(f"{path}:1: header has no {name!r} column and fewer than {position + 1} columns")
+    return position
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        raise StageError(f"{path}: protocol file not found") from None
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path}: not a text protocol file ({exc.reason})") from None
+
+
+def _tokenize(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, tokens) of every non-blank row, each row checked for width."""
+    lines = _read_lines(path)
+    if not lines or not lines[0].split():
+        raise StageError(f"{path}:1: empty protocol file (a header line is expected)")
+    header = lines[0].split()
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != len(header):
+            raise StageError(f"{path}:{number}: expected {len(header)} columns as in the header, "
+                             f"found {len(tokens)}")
+        rows.append((number, tokens))
+    return header, rows
+
+
+def _check_unique(keys: list, lines: list[int], path: Path, what: str) -> None:
+    seen: dict = {}
+    for key, line in zip(keys, lines):
+        if key in seen:
+            raise StageError(f"{path}:{line}: duplicate {what} {key!r} (first at line {seen[key]})")
+        seen[key] = line
+
+
+def read_enrollment(path: Path) -> EnrollmentProtocol:
+    path = Path(path)
+    attack = attack_of(path.stem, path)
+    header, rows = _tokenize(path)
+    file_col = column_index(header, "FileName", 1, path)
+    atk_col = column_index(header, "ATK", 3, path)
+    if not rows:
+        raise StageError(f"{path}: no enrollment rows after the header")
+    files = [tokens[file_col] for _, tokens in rows]
+    lines = [number for number, _ in rows]
+    _check_unique(files, lines, path, "enrollment utterance")
+    return EnrollmentProtocol(path, path.stem, attack, files, [tokens[atk_col] for _, tokens in rows], lines)
+
+
+def _read_table_fast(path: Path, header_line: str, columns: list[str] | None) -> pa.Table | None:
+    """Columnar read for single-space or tab-separated files; None when the file is irregular."""
+    delimiter = "\t" if "\t" in header_line else " "
+    names = header_line.split()
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 include_columns=columns),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError):
+        return None
+    if table.column_names != (columns or names) or any(c.null_count for c in table.columns):
+        return None
+    return table
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except FileNotFoundError:
+        raise StageError(f"{path}: protocol file not found") from None
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path}: not a text protocol file ({exc.reason})") from None
+
+
+def read_trials(path: Path, identity_only: bool = False) -> TrialProtocol:
+    """Parse a trial file; rows with a bad width, a bad boolean or a duplicate are errors.
+
+    With `identity_only`, only the fingerprint, file name and attack columns are kept (what
+    extraction needs) and the target columns are not checked.
+    """
+    path = Path(path)
+    fingerprint, attack = trial_fingerprint(path)
+    header_line = _first_line(path)
+    header = header_line.split()
+    if not header:
+        raise StageError(f"{path}:1: empty protocol file (a header line is expected)")
+    if len(set(header)) != len(header):
+        raise StageError(f"{path}:1: repeated column names in the header")
+    file_column = header[column_index(header, "FileName", 1, path)]
+    attack_column = header[column_index(header, "ATK", 4, path)]
+    columns = None
+    if identity_only:
+        columns = [c for c in header if c in ("AbstractModel", file_column, attack_column)]
+    table = _read_table_fast(path, header_line, columns)
+    if table is None:  # irregular spacing, or an error to report with its line number
+        _, rows = _tokenize(path)
+        table = pa.table({name: [tokens[i] for _, tokens in rows] for i, name in enumerate(header)
+                          if columns is None or name in columns})
+    if table.num_rows == 0:
+        raise StageError(f"{path}: no trial rows after the header")
+    protocol = TrialProtocol(path, fingerprint, attack, table, file_column, attack_column)
+    for name in table.column_names:
+        if name.startswith("IsTarget"):
+            parse_booleans(table.column(name).to_numpy(zero_copy_only=False), path, name)
+    _check_unique_trials(protocol)
+    return protocol
+
+
+def trial_fingerprint(path: Path) -> tuple[str, str]:
+    """(fingerprint, attack) of a trial file `<fingerprint>_trials.txt`."""
+    stem = Path(path).stem
+    fingerprint = stem[: -len(TRIAL_SUFFIX)] if stem.endswith(TRIAL_SUFFIX) else stem
+    return fingerprint, attack_of(fingerprint, Path(path))
+
+
+def line_of(path: Path, row: int) -> int:
+    """1-based line number of data row `row`, counting the header and skipping blank lines."""
+    seen = -1
+    for number, line in enumerate(_read_lines(path)[1:], start=2):
+        if line.strip():
+            seen += 1
+            if seen == row:
+                return number
+    return row + 2
+
+
+def parse_booleans(values: np.ndarray, path: Path, column: str) -> np.ndarray:
+    """`True`/`False`/`1`/`0` strings to a bool array; anything else names file and line."""
+    values = np.asarray(values, dtype=object)
+    is_true = np.isin(values, TRUE_VALUES)
+    bad = ~(is_true | np.isin(values, FALSE_VALUES))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise StageError(f"{path}:{line_of(path, row)}: column {column} has {values[row]!r}; "
+                         f"expected True/False or 1/0")
+    return is_true
+
+
+def _check_unique_trials(protocol: TrialProtocol) -> None:
+    keys = np.char.add(np.char.add(protocol.fingerprints.astype(str), "\x00"), protocol.files.astype(str))
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup_key = keys[first[np.flatnonzero(counts > 1)[0]]]
+        rows = np.flatnonzero(keys == dup_key)
+        fp, file = dup_key.split("\x00")
+        raise StageError(f"{protocol.path}:{line_of(protocol.path, int(rows[1]))}: duplicate trial "
+                         f"({fp}, {file}) (first at line {line_of(protocol.path, int(rows[0]))})")
+
+
+def protocol_files(directory: Path, suffix: str = ".txt", trials: bool = False) -> list[Path]:
+    """The enrollment (or trial) protocol files of a folder, sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise StageError(f"{directory}: protocol folder not found")
+    paths = sorted(p for p in directory.glob(f"*{suffix}")
+                   if p.stem.endswith(TRIAL_SUFFIX) == trials)
+    if not paths:
+        kind = "trial (<ATK>-<condition>_trials.txt)" if trials else "enrollment (<ATK>-<condition>.txt)"
+        raise StageError(f"{directory}: no {kind} protocol files")
+    return paths

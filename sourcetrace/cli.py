@@ -25,6 +25,16 @@ configuration:
 """
 
 
+def require_checkpoint(config: dict) -> None:
+    """Every stage belongs to one system: without its checkpoint, say where it goes."""
+    path = Path(config["model_path"])
+    if not path.is_file():
+        raise StageError(f"{path}: checkpoint of {config['system']} not found (relative paths resolve against "
+                         f"{Path.cwd()}); put the checkpoint there or set model_path"
+                         + ("; the ResNet-34_STOPA checkpoint is not public, see README.md, 'ResNet-34'"
+                            if config["model_config"].get("architecture") == "ResNet34" else ""))
+
+
 def run_stage(stage: Callable[[dict], object], description: str, argv: list[str] | None = None) -> int:
     """Parse the shared arguments, run `stage(config)`; expected failures print one line."""
     parser = argparse.ArgumentParser(description=description, epilog=COMMON_HELP,
@@ -41,6 +51,7 @@ def run_stage(stage: Callable[[dict], object], description: str, argv: list[str]
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         config = load_config(args.config, args.overrides, args.device)
+        require_checkpoint(config)
         stage(config)
     except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)

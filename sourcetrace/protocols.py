@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .errors import StageError
@@ -228,14 +229,16 @@ def parse_booleans(values: np.ndarray, path: Path, column: str) -> np.ndarray:
 
 
 def _check_unique_trials(protocol: TrialProtocol) -> None:
-    keys = np.char.add(np.char.add(protocol.fingerprints.astype(str), "\x00"), protocol.files.astype(str))
+    keys = pc.binary_join_element_wise(pa.array(protocol.fingerprints, pa.string()),
+                                       protocol.table.column(protocol.file_column), "\t")
+    if len(pc.unique(keys)) == len(keys):
+        return
+    keys = keys.to_numpy(zero_copy_only=False)
     _, first, counts = np.unique(keys, return_index=True, return_counts=True)
-    if (counts > 1).any():
-        dup_key = keys[first[np.flatnonzero(counts > 1)[0]]]
-        rows = np.flatnonzero(keys == dup_key)
-        fp, file = dup_key.split("\x00")
-        raise StageError(f"{protocol.path}:{line_of(protocol.path, int(rows[1]))}: duplicate trial "
-                         f"({fp}, {file}) (first at line {line_of(protocol.path, int(rows[0]))})")
+    rows = np.flatnonzero(keys == keys[first[np.flatnonzero(counts > 1)[0]]])
+    fp, file = keys[rows[0]].split("\t")
+    raise StageError(f"{protocol.path}:{line_of(protocol.path, int(rows[1]))}: duplicate trial "
+                     f"({fp}, {file}) (first at line {line_of(protocol.path, int(rows[0]))})")
 
 
 def protocol_files(directory: Path, suffix: str = ".txt", trials: bool = False) -> list[Path]:

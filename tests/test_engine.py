@@ -1,0 +1,75 @@
+"""The extraction engine: batch invariance, input policies, audio handling."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import models
+from conftest import REPO
+from corpus import make_corpus
+from sourcetrace.audio import load_audio
+from sourcetrace.engine import Extractor, Utterance, plan_batches
+
+
+@pytest.fixture(scope="module")
+def utterances(tmp_path_factory):
+    corpus = make_corpus(tmp_path_factory.mktemp("corpus"), enroll_per_attack=4, trials_per_attack=2,
+                         min_s=0.3, max_s=0.9)
+    paths = sorted(corpus.database.rglob("*.wav"))[:12]
+    # a few exact-length twins so that batches of several items really occur
+    for i, path in enumerate(paths[:4]):
+        twin = path.with_name("twin_" + path.name)
+        wave, rate = sf.read(paths[0])
+        sf.write(twin, wave[::-1] * (0.5 + 0.1 * i), rate, subtype="PCM_16")
+        paths.append(twin)
+    return [Utterance("AA01", p.name, p, f"test:{i}") for i, p in enumerate(paths)]
+
+
+def _extract(utterances, policy, batch_size, workers, tmp_path, aasist_config):
+    model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth", policy)
+    extractor = Extractor(model, policy, batch_size, workers, torch.device("cpu"))
+    result = extractor.extract(utterances, tmp_path / f"work-{policy}-{batch_size}-{workers}")
+    assert not result.failed
+    return result.embeddings
+
+
+@pytest.mark.parametrize("policy", ["full", "fixed"])
+def test_embeddings_do_not_depend_on_batch_size_or_workers(policy, utterances, tmp_path, aasist_config):
+    aasist_config["nb_samp"] = 12000  # the recipe's 64600 works the same, only slower
+    base = _extract(utterances, policy, 1, 0, tmp_path, aasist_config)
+    assert base.shape == (len(utterances), 160) and np.isfinite(base).all()
+    for batch_size, workers in [(7, 0), (1, 2), (7, 2)]:
+        other = _extract(utterances, policy, batch_size, workers, tmp_path, aasist_config)
+        np.testing.assert_allclose(other, base, atol=1e-5, rtol=0)
+
+
+def test_full_policy_embedding_is_the_model_on_the_whole_utterance(utterances, tmp_path, aasist_config):
+    emb = _extract(utterances, "full", 7, 0, tmp_path, aasist_config)
+    model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth", "full")
+    with torch.inference_mode():
+        for i in (0, 5, len(utterances) - 1):
+            wave, _ = load_audio(utterances[i].path)
+            direct, _ = model(torch.from_numpy(wave)[None])
+            np.testing.assert_allclose(emb[i], direct[0].numpy(), atol=1e-5, rtol=0)
+
+
+def test_reference_policy_pads_within_batches(utterances, tmp_path, aasist_config):
+    single = _extract(utterances, "reference", 1, 0, tmp_path, aasist_config)
+    np.testing.assert_allclose(single, _extract(utterances, "full", 1, 0, tmp_path, aasist_config), atol=1e-5)
+    batched = _extract(utterances, "reference", 10, 0, tmp_path, aasist_config)
+    # zero padding to the batch's longest utterance changes the shorter utterances' embeddings
+    assert np.abs(batched - single).max(axis=1).max() > 1e-3
+
+
+def test_plan_groups_equal_lengths_and_respects_segments():
+    assert plan_batches([5, 3, 5, 3, 5, 9], 2, [range(6)]) == [[1, 3], [0, 2], [4], [5]]
+    assert plan_batches(None, 2, [range(0, 3), range(3, 5)]) == [[0, 1], [2], [3, 4]]
+
+
+def test_stereo_is_mixed_and_other_rates_resampled(tmp_path):
+    t = np.arange(8000) / 8000
+    left, right = np.sin(2 * np.pi * 440 * t), np.zeros_like(t)
+    sf.write(tmp_path / "stereo8k.wav", np.stack([left, right], axis=1), 8000, subtype="FLOAT")
+    wave, rate = load_audio(tmp_path / "stereo8k.wav")
+    assert rate == 8000 and wave.dtype == np.float32 and wave.shape == (16000,)
+    assert np.abs(wave).max() == pytest.approx(0.5, abs=0.02)

@@ -1,0 +1,73 @@
+"""Protocol parsing: header-driven columns, reference positions, clear errors."""
+import numpy as np
+import pytest
+
+from sourcetrace.errors import StageError
+from sourcetrace.protocols import protocol_files, read_enrollment, read_trials
+
+HEADER = "AbstractModel FileName AcousticModel VocoderModel ATK IsTargetATK IsTargetAcousticModel IsTargetVocoderModel"
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_enrollment_columns_by_name_any_order(tmp_path):
+    p = write(tmp_path, "AA07-x-2.txt", "atk spk filename\nAA07 s1 a.wav\n\nAA07 s2 b.wav\n")
+    protocol = read_enrollment(p)
+    assert (protocol.fingerprint, protocol.attack) == ("AA07-x-2", "AA07")
+    assert protocol.files == ["a.wav", "b.wav"] and protocol.attacks == ["AA07", "AA07"]
+    assert protocol.lines == [2, 4]
+
+
+def test_enrollment_reference_positions_when_header_is_unnamed(tmp_path):
+    p = write(tmp_path, "AA01-co-1.txt", "c0 c1 c2 c3\nspk utt.wav x AA01\n")
+    protocol = read_enrollment(p)
+    assert protocol.files == ["utt.wav"] and protocol.attacks == ["AA01"]
+
+
+def test_trial_reference_positions_and_numeric_booleans(tmp_path):
+    p = write(tmp_path, "AA01-co-1_trials.txt", "a b c d e IsTargetATK\nAA01-co-1 u.wav x y AA02 0\n")
+    protocol = read_trials(p)
+    assert protocol.files.tolist() == ["u.wav"] and protocol.attacks.tolist() == ["AA02"]
+    assert protocol.fingerprints.tolist() == ["AA01-co-1"]
+
+
+def test_trial_irregular_whitespace_is_parsed(tmp_path):
+    p = write(tmp_path, "AA01-co-1_trials.txt", HEADER + "\nAA01-co-1   u.wav  am vm\tAA01 True True 1\n")
+    protocol = read_trials(p)
+    assert protocol.table.column("VocoderModel").to_pylist() == ["vm"]
+    assert protocol.table.column("IsTargetVocoderModel").to_pylist() == ["1"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("\nAA01-co-1 u.wav am vm AA01 True True\n", "AA01-co-1_trials.txt:2: expected 8 columns"),
+    ("\nAA01-co-1 u.wav am vm AA01 True yes True\n", "AA01-co-1_trials.txt:2: column IsTargetAcousticModel has 'yes'"),
+    ("\nAA01-co-1 u.wav am vm AA01 True 1 0\nAA01-co-1 u.wav am vm AA01 True 1 0\n",
+     "AA01-co-1_trials.txt:3: duplicate trial (AA01-co-1, u.wav) (first at line 2)"),
+])
+def test_malformed_trial_lines_name_file_and_line(tmp_path, text, message):
+    p = write(tmp_path, "AA01-co-1_trials.txt", HEADER + text)
+    with pytest.raises(StageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_trials(p)
+
+
+def test_enrollment_errors(tmp_path):
+    with pytest.raises(StageError, match=r"AA01-co-2.txt:3: expected 4 columns"):
+        read_enrollment(write(tmp_path, "AA01-co-2.txt", "a FileName c ATK\ns u.wav t AA01\ns v.wav\n"))
+    with pytest.raises(StageError, match=r"AA01-co-3.txt:3: duplicate enrollment utterance 'u.wav'"):
+        read_enrollment(write(tmp_path, "AA01-co-3.txt", "a FileName c ATK\ns u.wav t AA01\ns u.wav t AA01\n"))
+    with pytest.raises(StageError, match=r"must look like <ATK>-<condition>"):
+        read_enrollment(write(tmp_path, "enroll.txt", "a FileName c ATK\ns u.wav t AA01\n"))
+
+
+def test_protocol_folder_listing(tmp_path):
+    write(tmp_path, "AA03-nc-all.txt", "")
+    write(tmp_path, "AA01-co-1.txt", "")
+    write(tmp_path, "AA01-co-1_trials.txt", "")
+    assert [p.name for p in protocol_files(tmp_path)] == ["AA01-co-1.txt", "AA03-nc-all.txt"]
+    assert [p.name for p in protocol_files(tmp_path, trials=True)] == ["AA01-co-1_trials.txt"]
+    with pytest.raises(StageError, match="protocol folder not found"):
+        protocol_files(tmp_path / "absent")

@@ -6,4 +6,4 @@ from sourcetrace.cli import run_stage
 from sourcetrace.stages import pooled_eer
 
 if __name__ == "__main__":
-    sys.exit(run_stage(pooled_eer, __doc__))
+    sys.exit(run_stage(5, pooled_eer, __doc__))

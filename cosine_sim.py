@@ -6,4 +6,4 @@ from sourcetrace.cli import run_stage
 from sourcetrace.stages import score_trials
 
 if __name__ == "__main__":
-    sys.exit(run_stage(score_trials, __doc__))
+    sys.exit(run_stage(4, score_trials, __doc__))

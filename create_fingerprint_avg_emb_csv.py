@@ -6,4 +6,4 @@ from sourcetrace.cli import run_stage
 from sourcetrace.stages import average_fingerprints
 
 if __name__ == "__main__":
-    sys.exit(run_stage(average_fingerprints, __doc__))
+    sys.exit(run_stage(2, average_fingerprints, __doc__))

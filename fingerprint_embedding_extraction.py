@@ -6,4 +6,4 @@ from sourcetrace.cli import run_stage
 from sourcetrace.stages import extract_enrollment
 
 if __name__ == "__main__":
-    sys.exit(run_stage(extract_enrollment, __doc__))
+    sys.exit(run_stage(1, extract_enrollment, __doc__))

@@ -6,4 +6,4 @@ from sourcetrace.cli import run_stage
 from sourcetrace.stages import extract_trials
 
 if __name__ == "__main__":
-    sys.exit(run_stage(extract_trials, __doc__))
+    sys.exit(run_stage(3, extract_trials, __doc__))

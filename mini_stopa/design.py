@@ -19,7 +19,6 @@ ACOUSTIC_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "flite-clustergen": ("statistical-parametric", ("flite_slt", "flite_rms", "flite_awb")),
     "festival-hts": ("statistical-parametric", ("hts_slt", "hts_slt_low")),
     "hibari": ("neural", ("hibari_heart",)),
-    "piper-vits": ("neural", ("piper_joe",)),
 }
 
 # Vocoders ("VM"): name -> architecture family.
@@ -30,8 +29,13 @@ VOCODERS: dict[str, str] = {
     "lpc": "source-filter",
     "griffin-lim": "phase-reconstruction",
     "harmonic-noise": "sinusoidal",
-    "vits-decoder": "neural-gan",
+    "klatt": "formant-synthesis",
 }
+
+# End-to-end "vocoders": the front-end's own waveform generator, used as it is (no WORLD
+# analysis and resynthesis), so each can follow only its own AM. "klatt" is the cascade/parallel
+# Klatt formant synthesiser that espeak-ng's Klatt variants speak through.
+END_TO_END: dict[str, str] = {"klatt": "espeak-ng-klatt"}  # vocoder -> its acoustic model
 
 
 @dataclass(frozen=True)
@@ -55,17 +59,22 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("AA01", "espeak-ng-formant", "world", "known", "enrolled"),
     Attack("AA02", "espeak-ng-formant", "lpc", "unknown", "known AM (AA01) + known VM (AA05), new pairing"),
     Attack("AA03", "flite-kal-diphone", "mlsa", "known", "enrolled"),
-    Attack("AA04", "piper-vits", "world", "unknown", "unseen AM (seen family: neural) + known VM (AA01)"),
+    Attack("AA04", "festival-kal-lpc-diphone", "world", "unknown",
+           "unseen AM (AA08's; seen family: diphone) + known VM (AA01)"),
     Attack("AA05", "flite-clustergen", "lpc", "known", "enrolled"),
     Attack("AA06", "hibari", "istft", "unknown", "known AM (AA07) + unseen VM (seen family: spectral-ola)"),
     Attack("AA07", "hibari", "griffin-lim", "known", "enrolled"),
     Attack("AA08", "festival-kal-lpc-diphone", "istft", "unknown", "unseen AM + unseen VM (both of seen families)"),
-    Attack("AA09", "piper-vits", "vits-decoder", "unknown", "end-to-end: unseen AM + unseen VM of an unseen family"),
+    Attack("AA09", "espeak-ng-klatt", "klatt", "unknown",
+           "end-to-end: unseen AM + unseen VM of an unseen family (the engine's own Klatt synthesiser)"),
     Attack("AA10", "festival-hts", "harmonic-noise", "known", "enrolled"),
     Attack("AA11", "espeak-ng-klatt", "mlsa", "train", "training"),
     Attack("AA12", "flite-clustergen", "world", "train", "training"),
     Attack("AA13", "hibari", "harmonic-noise", "train", "training"),
 )
+for _a in ATTACKS:
+    if END_TO_END.get(_a.vm, _a.am) != _a.am:
+        raise ValueError(f"{_a.atk}: the end-to-end vocoder {_a.vm} only follows {END_TO_END[_a.vm]}")
 ATTACK_BY_ID = {a.atk: a for a in ATTACKS}
 KNOWN = [a.atk for a in ATTACKS if a.role == "known"]
 EVAL = [a.atk for a in ATTACKS if a.role in ("known", "unknown")]

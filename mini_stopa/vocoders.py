@@ -122,9 +122,10 @@ def mlsa(f: Features, rng: np.random.Generator, order: int = 24, alpha: float = 
     """Mel-cepstrum (order 24) + binary pulse/noise excitation through an MLSA filter (HTS style)."""
     mc = pysptk.sp2mc(_floored(f.sp), order=order, alpha=alpha)
     b = pysptk.mc2b(mc, alpha)
-    pitch = np.where(f.f0 > 0, FS / np.maximum(f.f0, F0_FLOOR), 0.0)
-    noise_seed = int(rng.integers(1, 2**31 - 1))
-    source = pysptk.excite(pitch.astype(np.float64), HOP, seed=noise_seed)
+    n = len(f.f0) * HOP
+    # Own excitation rather than pysptk.excite, whose noise ignores its seed argument.
+    pulses, voiced = _pulses(f.f0, n)
+    source = np.where(voiced, pulses, rng.standard_normal(n))
     synth = Synthesizer(MLSADF(order=order, alpha=alpha), HOP)
     return synth.synthesis(source, b)
 

@@ -40,8 +40,29 @@ def probe_length(path: Path) -> int:
     return resampled_length(info.frames, info.samplerate)
 
 
+def _check_wav_complete(path: Path) -> None:
+    """libsndfile silently shortens a truncated WAV; compare its data chunk with the file."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        size = Path(path).stat().st_size
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return
+            length = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                if length != 0xFFFFFFFF and handle.tell() + length > size:
+                    raise AudioError(f"{path}: truncated WAV (header declares {length} bytes of audio, "
+                                     f"the file holds {size - handle.tell()})")
+                return
+            handle.seek(length + (length & 1), 1)
+
+
 def load_audio(path: Path) -> tuple[np.ndarray, int]:
     """Decode `path` to float32 mono at 16 kHz; also return the file's own sample rate."""
+    _check_wav_complete(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:

@@ -15,6 +15,7 @@ from .errors import StageError
 KNOWN_ATTACKS = ["AA01", "AA03", "AA05", "AA07", "AA10"]
 INPUT_POLICIES = ("full", "fixed", "reference")
 UNKNOWN_FILTERS = ("reference", "per_label")
+ON_ERROR = ("fail", "skip")
 
 DEFAULTS = {
     "system": "AASIST_CM",
@@ -32,6 +33,8 @@ DEFAULTS = {
     "device": "auto",
     "output_dir": ".",
     "unknown_filter": "reference",
+    "on_error": "fail",
+    "chunk_size": 512,
 }
 
 
@@ -69,7 +72,9 @@ def validate(config: dict, source: str) -> None:
          f"'input_policy' is {config['input_policy']!r}; expected one of {', '.join(INPUT_POLICIES)}")
     need(config["unknown_filter"] in UNKNOWN_FILTERS,
          f"'unknown_filter' is {config['unknown_filter']!r}; expected one of {', '.join(UNKNOWN_FILTERS)}")
+    need(config["on_error"] in ON_ERROR, f"'on_error' is {config['on_error']!r}; expected fail or skip")
     need(isinstance(config["batch_size"], int) and config["batch_size"] >= 1, "'batch_size' must be an integer >= 1")
+    need(isinstance(config["chunk_size"], int) and config["chunk_size"] >= 1, "'chunk_size' must be an integer >= 1")
     need(isinstance(config["num_workers"], int) and config["num_workers"] >= 0, "'num_workers' must be an integer >= 0")
     need(isinstance(config["known_attacks"], list) and all(isinstance(a, str) for a in config["known_attacks"]),
          "'known_attacks' must be a list of attack ids")

@@ -35,7 +35,6 @@ from .errors import StageError
 from .store import atomic_path
 
 log = logging.getLogger(__name__)
-CHUNK_UTTERANCES = 512
 
 
 @dataclass(frozen=True)
@@ -127,12 +126,13 @@ def plan_batches(lengths: list[int] | None, batch_size: int, segments: list[rang
             for i in range(0, len(idx), batch_size)]
 
 
-def _chunks(batches: list[list[int]]) -> list[list[list[int]]]:
+def _chunks(batches: list[list[int]], chunk_size: int) -> list[list[list[int]]]:
+    """Consecutive batches grouped into chunks of at least `chunk_size` utterances."""
     chunks, current, count = [], [], 0
     for batch in batches:
         current.append(batch)
         count += len(batch)
-        if count >= CHUNK_UTTERANCES:
+        if count >= chunk_size:
             chunks.append(current)
             current, count = [], 0
     if current:
@@ -157,7 +157,7 @@ class Extractor:
     """Runs one model over lists of utterances with one input policy."""
 
     def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device,
-                 on_error: str = "fail", signature: str = ""):
+                 on_error: str = "fail", signature: str = "", chunk_size: int = 512):
         self.model = model
         self.policy = policy
         self.batch_size = batch_size
@@ -165,6 +165,7 @@ class Extractor:
         self.device = device
         self.on_error = on_error
         self.signature = signature  # model identity, for naming resumable work
+        self.chunk_size = chunk_size
 
     def _lengths(self, utterances: list[Utterance], failed: dict[int, str]) -> list[int] | None:
         if self.policy == "reference":
@@ -195,7 +196,7 @@ class Extractor:
 
     def _work_dir(self, work_root: Path, utterances: list[Utterance], segments: list[range]) -> Path:
         h = hashlib.sha256()
-        h.update(json.dumps([self.signature, self.policy, self.batch_size, str(self.device),
+        h.update(json.dumps([self.signature, self.policy, self.batch_size, self.chunk_size, str(self.device),
                              [(u.attack, u.file, str(u.path)) for u in utterances],
                              [(s.start, s.stop) for s in segments]]).encode())
         return work_root / h.hexdigest()[:16]
@@ -212,7 +213,7 @@ class Extractor:
         out = np.full((len(utterances), dim), np.nan, dtype=np.float32)
         work = self._work_dir(work_root, utterances, segments)
         work.mkdir(parents=True, exist_ok=True)
-        chunks = _chunks(batches)
+        chunks = _chunks(batches, self.chunk_size)
         pending: list[int] = []
         for k in range(len(chunks)):
             chunk_file = work / f"chunk_{k:06d}.npz"

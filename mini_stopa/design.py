@@ -67,7 +67,7 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("AA08", "festival-kal-lpc-diphone", "istft", "unknown", "unseen AM + unseen VM (both of seen families)"),
     Attack("AA09", "espeak-ng-klatt", "klatt", "unknown",
            "end-to-end: unseen AM + unseen VM of an unseen family (the engine's own Klatt synthesiser)"),
-    Attack("AA10", "festival-hts", "harmonic-noise", "known", "enrolled"),
+    Attack("AA10", "festival-hts", "mlsa", "known", "enrolled; shares its VM with AA03 (HTS-style MLSA)"),
     Attack("AA11", "espeak-ng-klatt", "mlsa", "train", "training"),
     Attack("AA12", "flite-clustergen", "world", "train", "training"),
     Attack("AA13", "hibari", "harmonic-noise", "train", "training"),

@@ -100,6 +100,24 @@ def test_known_attacks_have_pairwise_different_acoustic_models():
     assert len(set(ams)) == len(ams) == 5
 
 
+def test_some_known_attacks_share_a_vocoder_but_not_an_acoustic_model():
+    # As in STOPA (known ATK and known VM EERs differ), the VM labels of the known scenario must
+    # not collapse onto the ATK labels: at least two known attacks share a vocoder, while the
+    # known attacks keep pairwise different acoustic models.
+    table = attacks()
+    known = sorted(KNOWN)
+    ams = [table[a]["AcousticModel"] for a in known]
+    assert len(set(ams)) == len(ams)
+    by_vm = {}
+    for a in known:
+        by_vm.setdefault(table[a]["VocoderModel"], []).append(a)
+    assert any(len(atks) >= 2 for atks in by_vm.values()), by_vm
+    # The trial files then have known-attack trials where IsTargetVocoderModel != IsTargetATK.
+    differs = [r for rows in trials().values() for r in rows
+               if r["ATK"] in KNOWN and r["IsTargetVocoderModel"] != r["IsTargetATK"]]
+    assert differs
+
+
 def test_each_model_has_one_architecture_family():
     for column, family in (("AcousticModel", "AmArchit"), ("VocoderModel", "VmArchit")):
         families = {}

@@ -54,18 +54,62 @@ def compute_eer(target_scores, nontarget_scores) -> tuple[float, float]:
     scores = np.concatenate([target, nontarget])
     labels = np.concatenate([np.ones(target.size), np.zeros(nontarget.size)])
     order = np.argsort(scores, kind="mergesort")
-    return _eer_from_sorted(scores[order], labels[order], target.size, nontarget.size)
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    targets_below = np.cumsum(sorted_labels)
+    nontargets_above = nontarget.size - (np.arange(1, scores.size + 1) - targets_below)
+    frr = np.concatenate([[0.0], targets_below / target.size])
+    far = np.concatenate([[1.0], nontargets_above / nontarget.size])
+    thresholds = np.concatenate([[sorted_scores[0] - 0.001], sorted_scores])
+    i = int(np.argmin(np.abs(frr - far)))
+    return float(np.mean((frr[i], far[i]))), float(thresholds[i])
+
+
+BLOCK = 1 << 22  # positions evaluated at a time
 
 
 def _eer_from_sorted(sorted_scores: np.ndarray, sorted_labels: np.ndarray, n_target: int,
                      n_nontarget: int) -> tuple[float, float]:
-    targets_below = np.cumsum(sorted_labels)
-    nontargets_above = n_nontarget - (np.arange(1, sorted_labels.size + 1) - targets_below)
-    frr = np.concatenate([[0.0], targets_below / n_target])
-    far = np.concatenate([[1.0], nontargets_above / n_nontarget])
-    thresholds = np.concatenate([[sorted_scores[0] - 0.001], sorted_scores])
-    i = int(np.argmin(np.abs(frr - far)))
-    return float(np.mean((frr[i], far[i]))), float(thresholds[i])
+    """Steps 3-4 of the definition on already sorted scores and labels.
+
+    Evaluated in blocks so that 30 million scores need little memory; every FRR and FAR is
+    the same float64 division as in the reference, and the first minimum is kept.
+    """
+    best, best_i, best_frr, best_far = 1.0, 0, 0.0, 1.0  # the prepended point FRR = 0, FAR = 1
+    targets_before = 0
+    for start in range(0, sorted_labels.size, BLOCK):
+        targets_below = targets_before + np.cumsum(sorted_labels[start:start + BLOCK], dtype=np.int64)
+        positions = np.arange(start + 1, start + 1 + targets_below.size, dtype=np.int64)
+        frr = targets_below / n_target
+        far = (n_nontarget - (positions - targets_below)) / n_nontarget
+        diff = np.abs(frr - far)
+        k = int(np.argmin(diff))
+        if diff[k] < best:
+            best, best_i, best_frr, best_far = diff[k], start + k + 1, frr[k], far[k]
+        targets_before = int(targets_below[-1])
+    threshold = sorted_scores[best_i - 1] if best_i else sorted_scores[0] - 0.001
+    return float(np.mean((best_frr, best_far))), float(threshold)
+
+
+def _eers_of_sorted(sorted_scores: np.ndarray, sorted_labels: dict[str, np.ndarray]) -> dict[str, EER]:
+    """EERs of stably score-sorted rows under several labelings (tie groups put targets first)."""
+    n = sorted_scores.size
+    starts = np.flatnonzero(np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]]))
+    ties = len(starts) < n
+    if ties:
+        sizes = np.diff(np.append(starts, n))
+        offset_in_group = np.arange(n, dtype=np.int64) - np.repeat(starts, sizes)
+    results = {}
+    for name, y in sorted_labels.items():
+        y = np.asarray(y, dtype=bool)
+        n_target = int(np.count_nonzero(y))
+        if n_target == 0 or n_target == n:
+            raise ValueError(f"EER needs target and non-target scores (got {n_target} targets, "
+                             f"{n - n_target} non-targets)")
+        if ties:  # the stable sort of [targets, non-targets] puts a group's targets first
+            y = offset_in_group < np.repeat(np.add.reduceat(y, starts, dtype=np.int64), sizes)
+        eer, threshold = _eer_from_sorted(sorted_scores, y, n_target, n - n_target)
+        results[name] = EER(eer, threshold, n_target, n - n_target)
+    return results
 
 
 def eer_for_labels(scores: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, EER]:
@@ -74,34 +118,22 @@ def eer_for_labels(scores: np.ndarray, labels: dict[str, np.ndarray]) -> dict[st
     Equal, number for number, to `compute_eer(scores[y], scores[~y])` for each labeling y.
     """
     scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
     order = np.argsort(scores, kind="stable")
-    sorted_scores = scores[order]
-    # tie groups of the sorted scores: [starts[g], starts[g + 1])
-    starts = np.flatnonzero(np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]]))
-    sizes = np.diff(np.append(starts, scores.size))
-    offset_in_group = np.arange(scores.size) - np.repeat(starts, sizes)
-    results = {}
-    for name, y in labels.items():
-        y = np.asarray(y, dtype=bool)
-        n_target = int(y.sum())
-        _check(scores[y], scores[~y])
-        targets_in_group = np.add.reduceat(y[order].astype(np.int64), starts)
-        # the stable sort of [targets, non-targets] puts a group's targets first
-        sorted_labels = (offset_in_group < np.repeat(targets_in_group, sizes)).astype(np.float64)
-        eer, threshold = _eer_from_sorted(sorted_scores, sorted_labels, n_target, scores.size - n_target)
-        results[name] = EER(eer, threshold, n_target, scores.size - n_target)
-    return results
+    return _eers_of_sorted(scores[order], {name: np.asarray(y, bool)[order] for name, y in labels.items()})
 
 
-def scenario_masks(attacks: np.ndarray, labels: dict[str, np.ndarray], known_attacks: list[str],
+def scenario_masks(known: np.ndarray, labels: dict[str, np.ndarray],
                    unknown_filter: str = "reference") -> dict[str, dict[str, np.ndarray]]:
     """Row sets of the two scenarios, per label: {"known": {label: mask}, "unknown": {...}}.
 
-    Known: rows whose ATK is a known attack. Unknown, `reference` (the STOPA scripts): rows
-    whose ATK is not known or whose IsTargetATK is true, the same rows for every label.
-    Unknown, `per_label` (later work of the same group): ATK not known or *that* label true.
+    `known[i]` tells whether row i's ATK is a known attack. Known scenario: those rows.
+    Unknown, `reference` (the STOPA scripts): rows whose ATK is not known or whose
+    IsTargetATK is true, the same rows for every label. Unknown, `per_label` (later work of
+    the same group): ATK not known or *that* label true.
     """
-    known = np.isin(attacks, known_attacks)
+    known = np.asarray(known, dtype=bool)
     masks = {"known": {name: known for name in labels}}
     if unknown_filter == "reference":
         rows = ~known | labels["ATK"]
@@ -113,24 +145,30 @@ def scenario_masks(attacks: np.ndarray, labels: dict[str, np.ndarray], known_att
     return masks
 
 
-def pooled_eers(scores: np.ndarray, attacks: np.ndarray, labels: dict[str, np.ndarray],
-                known_attacks: list[str], unknown_filter: str = "reference") -> dict[str, dict[str, EER]]:
-    """Pooled EERs {"known"|"unknown": {"ATK"|"AcousticModel"|"VocoderModel": EER}}."""
+def pooled_eers(scores: np.ndarray, known: np.ndarray, labels: dict[str, np.ndarray],
+                unknown_filter: str = "reference") -> dict[str, dict[str, EER]]:
+    """Pooled EERs {"known"|"unknown": {"ATK"|"AcousticModel"|"VocoderModel": EER}}.
+
+    `known[i]`: row i's ATK is a known attack (see `scenario_masks`). The scores are sorted
+    once; each row set takes its rows from that order, which keeps them stably sorted.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
+    order = np.argsort(scores, kind="stable")
     results: dict[str, dict[str, EER]] = {}
-    for scenario, masks in scenario_masks(attacks, labels, known_attacks, unknown_filter).items():
-        results[scenario] = {}
-        # labels sharing a row set share one sort
-        by_rows: dict[int, list[str]] = {}
+    for scenario, masks in scenario_masks(known, labels, unknown_filter).items():
+        found: dict[str, EER] = {}
+        by_rows: dict[int, list[str]] = {}  # labels sharing a row set share the work
         for name, mask in masks.items():
             by_rows.setdefault(id(mask), []).append(name)
         for names in by_rows.values():
-            mask = masks[names[0]]
+            rows = order[masks[names[0]][order]]
             try:
-                found = eer_for_labels(scores[mask], {n: labels[n][mask] for n in names})
+                found.update(_eers_of_sorted(scores[rows], {n: labels[n][rows] for n in names}))
             except ValueError as exc:
                 raise ValueError(f"{scenario} scenario, {', '.join(names)}: {exc}") from None
-            results[scenario].update(found)
-        results[scenario] = {name: results[scenario][name] for name in labels}
+        results[scenario] = {name: found[name] for name in labels}
     return results
 
 

@@ -55,20 +55,26 @@ class TrialProtocol:
     table: pa.Table
     file_column: str
     attack_column: str
+    targets: dict[str, np.ndarray]  # every IsTarget* column, parsed
 
     @property
-    def files(self) -> np.ndarray:
-        return self.table.column(self.file_column).to_numpy(zero_copy_only=False)
+    def files(self) -> pa.ChunkedArray:
+        return self.table.column(self.file_column)
 
     @property
-    def attacks(self) -> np.ndarray:
-        return self.table.column(self.attack_column).to_numpy(zero_copy_only=False)
+    def attacks(self) -> pa.ChunkedArray:
+        return self.table.column(self.attack_column)
 
     @property
-    def fingerprints(self) -> np.ndarray:
+    def fingerprints(self) -> pa.ChunkedArray:
         if "AbstractModel" in self.table.column_names:
-            return self.table.column("AbstractModel").to_numpy(zero_copy_only=False)
-        return np.full(self.table.num_rows, self.fingerprint, dtype=object)
+            return self.table.column("AbstractModel")
+        return pa.chunked_array([pa.repeat(pa.scalar(self.fingerprint), self.table.num_rows)])
+
+    @property
+    def utterance_keys(self) -> pa.ChunkedArray:
+        """`<ATK>\t<FileName>` of each row: the key of the trial embedding store."""
+        return pc.binary_join_element_wise(self.attacks, self.files, "\t")
 
 
 def attack_of(stem: str, path: Path) -> str:
@@ -165,10 +171,11 @@ def _first_line(path: Path) -> str:
 
 
 def read_trials(path: Path, identity_only: bool = False) -> TrialProtocol:
-    """Parse a trial file; rows with a bad width, a bad boolean or a duplicate are errors.
+    """Parse a trial file; rows with a bad width or a bad boolean are errors.
 
     With `identity_only`, only the fingerprint, file name and attack columns are kept (what
-    extraction needs) and the target columns are not checked.
+    extraction needs) and the target columns are not checked. Duplicate trials are found
+    by `duplicate_rows` once rows have been resolved to ids (cheaper than hashing strings).
     """
     path = Path(path)
     fingerprint, attack = trial_fingerprint(path)
@@ -190,12 +197,9 @@ def read_trials(path: Path, identity_only: bool = False) -> TrialProtocol:
                           if columns is None or name in columns})
     if table.num_rows == 0:
         raise StageError(f"{path}: no trial rows after the header")
-    protocol = TrialProtocol(path, fingerprint, attack, table, file_column, attack_column)
-    for name in table.column_names:
-        if name.startswith("IsTarget"):
-            parse_booleans(table.column(name).to_numpy(zero_copy_only=False), path, name)
-    _check_unique_trials(protocol)
-    return protocol
+    targets = {name: parse_booleans(table.column(name), path, name)
+               for name in table.column_names if name.startswith("IsTarget")}
+    return TrialProtocol(path, fingerprint, attack, table, file_column, attack_column, targets)
 
 
 def trial_fingerprint(path: Path) -> tuple[str, str]:
@@ -216,29 +220,36 @@ def line_of(path: Path, row: int) -> int:
     return row + 2
 
 
-def parse_booleans(values: np.ndarray, path: Path, column: str) -> np.ndarray:
+_BOOLEAN_WORDS = pa.array(TRUE_VALUES + FALSE_VALUES)
+
+
+def parse_booleans(values, path: Path, column: str) -> np.ndarray:
     """`True`/`False`/`1`/`0` strings to a bool array; anything else names file and line."""
-    values = np.asarray(values, dtype=object)
-    is_true = np.isin(values, TRUE_VALUES)
-    bad = ~(is_true | np.isin(values, FALSE_VALUES))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise StageError(f"{path}:{line_of(path, row)}: column {column} has {values[row]!r}; "
+    values = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, pa.string())
+    found = pc.index_in(values, value_set=_BOOLEAN_WORDS)
+    if found.null_count:
+        row = int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])
+        raise StageError(f"{path}:{line_of(path, row)}: column {column} has {values[row].as_py()!r}; "
                          f"expected True/False or 1/0")
-    return is_true
+    return found.to_numpy(zero_copy_only=False) < len(TRUE_VALUES)
 
 
-def _check_unique_trials(protocol: TrialProtocol) -> None:
-    keys = pc.binary_join_element_wise(pa.array(protocol.fingerprints, pa.string()),
-                                       protocol.table.column(protocol.file_column), "\t")
-    if len(pc.unique(keys)) == len(keys):
-        return
-    keys = keys.to_numpy(zero_copy_only=False)
-    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
-    rows = np.flatnonzero(keys == keys[first[np.flatnonzero(counts > 1)[0]]])
-    fp, file = keys[rows[0]].split("\t")
-    raise StageError(f"{protocol.path}:{line_of(protocol.path, int(rows[1]))}: duplicate trial "
-                     f"({fp}, {file}) (first at line {line_of(protocol.path, int(rows[0]))})")
+def check_unique_trials(protocol: TrialProtocol, fp_index: np.ndarray, utt_index: np.ndarray,
+                        rows: np.ndarray | None = None) -> None:
+    """Error on the first repeated (fingerprint, utterance) pair, given their integer ids.
+
+    `rows`: the protocol row of each id (default: 0, 1, 2, ...).
+    """
+    keys = fp_index.astype(np.int64) * (int(utt_index.max(initial=0)) + 1) + utt_index
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    repeated = np.flatnonzero(first[inverse] != np.arange(len(keys)))
+    if len(repeated):
+        rows = np.arange(len(keys)) if rows is None else rows
+        row = int(rows[repeated[0]])
+        original = int(rows[first[inverse[repeated[0]]]])
+        raise StageError(f"{protocol.path}:{line_of(protocol.path, row)}: duplicate trial "
+                         f"({protocol.fingerprints[row].as_py()}, {protocol.files[row].as_py()}) "
+                         f"(first at line {line_of(protocol.path, original)})")
 
 
 def protocol_files(directory: Path, suffix: str = ".txt", trials: bool = False) -> list[Path]:

@@ -17,12 +17,14 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
-def cosine_scores(fingerprints: np.ndarray, trials: np.ndarray, fp_index: np.ndarray,
-                  trial_index: np.ndarray) -> np.ndarray:
-    """Score of row k = cos(fingerprints[fp_index[k]], trials[trial_index[k]]), float32.
+def similarity(fingerprints: np.ndarray, trials: np.ndarray, block: int = 65536) -> np.ndarray:
+    """(trial utterances x fingerprints) cosine matrix, computed in float64, stored as float32.
 
-    One (trial utterances x fingerprints) product, then a gather per scored row: the
-    utterance-level work is done once however many fingerprints score an utterance.
+    Stage 4 computes it once and gathers one entry per trial row, so the utterance-level work
+    is done once however many fingerprints score an utterance.
     """
-    similarity = unit_rows(trials) @ unit_rows(fingerprints).T
-    return similarity[trial_index, fp_index].astype(np.float32)
+    f = unit_rows(fingerprints)
+    out = np.empty((len(trials), len(f)), dtype=np.float32)
+    for start in range(0, len(trials), block):
+        out[start:start + block] = unit_rows(trials[start:start + block]) @ f.T
+    return out

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,15 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-import models
-from models import CheckpointError
-
-from . import metrics
-from .engine import Extractor, Utterance, resolve_device
+from . import metrics, provenance
 from .errors import StageError
-from .protocols import (column_index, line_of, parse_booleans, protocol_files, read_enrollment, read_trials,
-                        trial_fingerprint)
-from .scoring import cosine_scores
+from .protocols import (FALSE_VALUES, TRUE_VALUES, check_unique_trials, column_index, line_of, parse_booleans,
+                        protocol_files, read_enrollment, read_trials, trial_fingerprint)
+from .scoring import similarity
 from .store import atomic_path, ids_path, load_embeddings, save_embeddings, write_text
 
 log = logging.getLogger("sourcetrace")
@@ -108,11 +105,15 @@ def audio_path(template: str, cfg: dict, attack: str, file: str) -> Path:
                          f"{{file}} may appear ({exc})") from None
 
 
-def build_extractor(cfg: dict) -> Extractor:
+def build_extractor(cfg: dict):
+    # torch is imported here, not at module level: stages 2, 4 and 5 start faster without it
+    import models
+    from .engine import Extractor, resolve_device
+
     device = resolve_device(cfg["device"])
     try:
         model = models.load_model(cfg["model_config"], cfg["model_path"], cfg["input_policy"], device)
-    except CheckpointError as exc:
+    except models.CheckpointError as exc:
         raise StageError(str(exc)) from None
     if cfg["input_policy"] == "reference":
         log.warning("input_policy 'reference': whole utterances zero-padded to the longest in each batch "
@@ -136,6 +137,8 @@ def trial_paths(cfg: dict) -> list[Path]:
 
 def extract_enrollment(cfg: dict, upstream: dict) -> StageResult:
     """Stage 1: embeddings of every enrollment utterance, one matrix per fingerprint."""
+    from .engine import Utterance
+
     protocols = read_enrollments(cfg)
     extractor = build_extractor(cfg)
     utterances: list[Utterance] = []
@@ -224,6 +227,8 @@ def read_fingerprints(path: Path) -> tuple[list[str], np.ndarray]:
 
 def extract_trials(cfg: dict, upstream: dict) -> StageResult:
     """Stage 3: embeddings of every distinct trial utterance across all trial files, once."""
+    from .engine import Utterance
+
     keys = []
     sources = {}
     for path in trial_paths(cfg):
@@ -254,33 +259,42 @@ def extract_trials(cfg: dict, upstream: dict) -> StageResult:
 
 # ---------------------------------------------------------------- stage 4
 
+def evaluation_columns(cfg: dict) -> Path:
+    """Columnar copy of what stage 5 reads from the evaluation CSV (Arrow IPC, same rows)."""
+    return output_dir(cfg) / f"{cfg['system']}_evaluation.arrow"
+
+
 def score_trials(cfg: dict, upstream: dict) -> StageResult:
-    """Stage 4: cosine score of every trial row of the known attacks' fingerprints."""
+    """Stage 4: cosine score of every trial row of the known attacks' fingerprints.
+
+    Trial files are processed one at a time (memory stays bounded at STOPA's 30 million
+    rows); the CSV text of one file is written by a background thread while the next file
+    is parsed and scored. Besides the CSV, the columns stage 5 needs go to an Arrow file.
+    """
     fp_names, fp_matrix = read_fingerprints(fingerprint_csv(cfg))
     embeddings, ids = load_embeddings(trial_embeddings(cfg), "stage 3 (trials_embedding_extraction.py)")
     if fp_matrix.shape[1] != embeddings.shape[1]:
         raise StageError(f"{fingerprint_csv(cfg)} has {fp_matrix.shape[1]} dims but {trial_embeddings(cfg)} "
                          f"has {embeddings.shape[1]}; re-run stages 2-3 with the same system")
-    id_keys = pa.array([f"{a}\t{f}" for a, f in ids])
+    id_keys = pc.SetLookupOptions(pa.array([f"{a}\t{f}" for a, f in ids]))
+    fp_keys = pc.SetLookupOptions(pa.array(fp_names))
+    cosines = similarity(fp_matrix, embeddings)
     # rows left out upstream under on_error=skip: utterances of stage 3, fingerprints of stage 2
     skipped_utts = pa.array([f"{r['attack']}\t{r['file']}" for r in (upstream.get(3) or {}).get("skipped", [])],
                             pa.string())
     skipped_fps = pa.array([r["file"] for r in (upstream.get(2) or {}).get("skipped", [])], pa.string())
-    excluded = 0
-    fp_keys = pa.array(fp_names)
     known = set(cfg["known_attacks"])
     paths = [p for p in trial_paths(cfg) if trial_fingerprint(p)[1] in known]
     if not paths:
         raise StageError(f"{cfg['trial_protocol_dir']}: no trial files of the known attacks "
                          f"{', '.join(cfg['known_attacks'])}")
-    header = None
-    rows = 0
-    out = evaluation_csv(cfg)
-    with atomic_path(out) as tmp:
-        writer = None
-        for path in paths:
-            protocol = read_trials(path)
-            table = protocol.table
+    header, rows, excluded = None, 0, 0
+    out, columns_out = evaluation_csv(cfg), evaluation_columns(cfg)
+    with atomic_path(out) as tmp, atomic_path(columns_out) as tmp_columns, \
+            ThreadPoolExecutor(1) as background:
+        writer = columns_writer = pending = None
+        for protocol, utt_index in _with_utterance_index(paths, id_keys):
+            path, table = protocol.path, protocol.table
             if header is None:
                 header = table.column_names
                 writer = pacsv.CSVWriter(tmp, table.schema.append(pa.field("CosScore", pa.float32())),
@@ -289,64 +303,157 @@ def score_trials(cfg: dict, upstream: dict) -> StageResult:
             elif table.column_names != header:
                 raise StageError(f"{path}:1: header differs from {paths[0].name}'s "
                                  f"({' '.join(table.column_names)} vs {' '.join(header)})")
-            fingerprints = pa.array(protocol.fingerprints, pa.string())
-            trial_keys = pc.binary_join_element_wise(table.column(protocol.attack_column),
-                                                     table.column(protocol.file_column), "\t")
+            fingerprints, utterances = protocol.fingerprints, protocol.utterance_keys
+            fp_index = pc.index_in(fingerprints, options=fp_keys)
+            keep = np.ones(table.num_rows, dtype=bool)
             if len(skipped_utts) or len(skipped_fps):
-                keep = pc.invert(pc.or_(pc.is_in(trial_keys, value_set=skipped_utts),
-                                        pc.is_in(fingerprints, value_set=skipped_fps)))
-                excluded += table.num_rows - pc.sum(keep).as_py()
-                table, fingerprints, trial_keys = table.filter(keep), fingerprints.filter(keep), trial_keys.filter(keep)
-            fp_index = _lookup(fingerprints, fp_keys, path,
-                               "fingerprint {} has no enrollment (not in the fingerprint CSV)")
-            trial_index = _lookup(trial_keys, id_keys, path,
-                                  "trial utterance {} has no embedding; re-run stage 3")
-            scores = cosine_scores(fp_matrix, embeddings, fp_index, trial_index)
-            writer.write_table(table.append_column("CosScore", pa.array(scores)))
+                keep = ~(pc.is_in(utterances, value_set=skipped_utts).to_numpy(zero_copy_only=False)
+                         | pc.is_in(fingerprints, value_set=skipped_fps).to_numpy(zero_copy_only=False))
+            _require(fp_index, keep, fingerprints, path, "fingerprint {} has no enrollment (not in the fingerprint CSV)")
+            _require(utt_index, keep, utterances, path, "trial utterance {} has no embedding; re-run stage 3")
+            kept_rows = np.flatnonzero(keep)
+            fp_index = fp_index.to_numpy(zero_copy_only=False)[kept_rows].astype(np.int64)
+            utt_index = utt_index.to_numpy(zero_copy_only=False)[kept_rows].astype(np.int64)
+            check_unique_trials(protocol, fp_index, utt_index, kept_rows)
+            if len(kept_rows) < table.num_rows:
+                excluded += table.num_rows - len(kept_rows)
+                table, fingerprints = table.filter(keep), fingerprints.filter(keep)
+            scores = pa.array(cosines[utt_index, fp_index])
+            columns = pa.table({"AbstractModel": fingerprints, "ATK": table.column(protocol.attack_column),
+                                **{c: protocol.targets[c][kept_rows] for c in metrics.LABELS.values()
+                                   if c in protocol.targets},
+                                "CosScore": scores})
+            if columns_writer is None:
+                columns_writer = pa.ipc.new_file(tmp_columns, columns.schema)
+            if pending is not None:
+                pending.result()  # at most one file's text in flight
+            pending = background.submit(_write_both, writer, table.append_column("CosScore", scores),
+                                        columns_writer, columns)
             rows += table.num_rows
+        if pending is not None:
+            pending.result()
         writer.close()
+        columns_writer.close()
     log.info("scored %d trial rows from %d trial file(s) into %s", rows, len(paths), out)
     if excluded:
         log.warning("%d trial row(s) left out: their utterance or fingerprint was skipped upstream", excluded)
-    return StageResult([out])
+    return StageResult([out, columns_out])
 
 
-def _lookup(values: pa.Array, value_set: pa.Array, path: Path, message: str) -> np.ndarray:
-    found = pc.index_in(values, value_set=value_set)
+def _with_utterance_index(paths: list[Path], id_keys: pc.SetLookupOptions, group_rows: int = 4_000_000):
+    """Yield (protocol, index of each row's utterance in the trial store), file by file.
+
+    Files are read in groups of about `group_rows` rows and looked up in one call per group:
+    building the lookup table of the store's keys costs as much as looking up a file.
+    """
+    group: list = []
+
+    def flush():
+        keys = pa.chunked_array([c for protocol in group for c in protocol.utterance_keys.chunks], pa.string())
+        found = pc.index_in(keys, options=id_keys)
+        start = 0
+        for protocol in group:
+            yield protocol, found.slice(start, protocol.table.num_rows)
+            start += protocol.table.num_rows
+        group.clear()
+
+    for path in paths:
+        group.append(read_trials(path))
+        if sum(p.table.num_rows for p in group) >= group_rows:
+            yield from flush()
+    if group:
+        yield from flush()
+
+
+def _write_both(writer, table: pa.Table, columns_writer, columns: pa.Table) -> None:
+    writer.write_table(table)
+    columns_writer.write_table(columns)
+
+
+def _require(found: pa.ChunkedArray, keep: np.ndarray, values: pa.ChunkedArray, path: Path, message: str) -> None:
+    """Error naming the first kept row whose lookup found nothing."""
     if found.null_count:
-        row = int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])
-        raise StageError(f"{path}:{line_of(path, row)}: " + message.format(repr(values[row].as_py())))
-    return found.to_numpy()
+        missing = np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False) & keep)
+        if len(missing):
+            row = int(missing[0])
+            raise StageError(f"{path}:{line_of(path, row)}: " + message.format(repr(values[row].as_py())))
 
 
-# ---------------------------------------------------------------- stage 5
+def read_evaluation(path: Path, known_attacks: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Scores, known-attack flags and target labels of the rows stage 5 pools.
 
-def pooled_eer(cfg: dict, upstream: dict) -> StageResult:
-    """Stage 5: pooled EERs of the known and unknown scenarios, by ATK, AM and VM."""
-    path = evaluation_csv(cfg)
+    Reads only the columns it needs; attacks and fingerprints as dictionaries and targets as
+    booleans, so 30 million rows fit in little memory. Rows of fingerprints whose attack is
+    not in `known_attacks` are dropped (stage 4 may have scored a superset).
+    """
     if not path.is_file():
         raise StageError(f"{path}: not found; run stage 4 (cosine_sim.py) first")
     with open(path) as handle:
         header = handle.readline().rstrip("\n").split(",")
     attack_column = header[column_index(header, "ATK", 4, path)]
     needed = [attack_column, *metrics.LABELS.values(), "CosScore"]
-    if "AbstractModel" in header:  # pool the current known attacks' fingerprints only
-        needed.insert(0, "AbstractModel")
     missing = [c for c in needed if c not in header]
     if missing:
         raise StageError(f"{path}:1: missing column(s) {', '.join(missing)}")
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-        include_columns=needed,
-        column_types={**{c: pa.string() for c in needed[:-1]}, "CosScore": pa.float64()}))
     if "AbstractModel" in header:
-        fp_attack = pc.list_element(pc.split_pattern(table.column("AbstractModel"), "-", max_splits=1), 0)
-        table = table.filter(pc.is_in(fp_attack, value_set=pa.array(cfg["known_attacks"], pa.string())))
-    scores = table.column("CosScore").to_numpy()
-    attacks = table.column(attack_column).to_numpy(zero_copy_only=False)
-    labels = {name: parse_booleans(table.column(col).to_numpy(zero_copy_only=False), path, col)
-              for name, col in metrics.LABELS.items()}
+        needed.append("AbstractModel")
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    # scores were written as float32: read them back as exactly those values
+    types = {attack_column: dictionary, "AbstractModel": dictionary, "CosScore": pa.float32(),
+             **{c: pa.bool_() for c in metrics.LABELS.values()}}
     try:
-        results = metrics.pooled_eers(scores, attacks, labels, cfg["known_attacks"], cfg["unknown_filter"])
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            include_columns=needed, column_types={c: types[c] for c in needed},
+            true_values=list(TRUE_VALUES), false_values=list(FALSE_VALUES)))
+    except pa.ArrowInvalid:  # find and name the offending line
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            include_columns=needed, column_types={c: pa.string() for c in needed}))
+        for column in metrics.LABELS.values():
+            parse_booleans(table.column(column), path, column)
+        raise StageError(f"{path}: CosScore must be a number on every row") from None
+    return _pooling_inputs(table, attack_column, known_attacks)
+
+
+def read_evaluation_columns(path: Path, known_attacks: list[str]):
+    """Same as `read_evaluation`, from stage 4's Arrow copy of the needed columns."""
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    missing = [c for c in metrics.LABELS.values() if c not in table.column_names]
+    if missing:
+        raise StageError(f"{path}: missing column(s) {', '.join(missing)} (not in the trial protocols)")
+    return _pooling_inputs(table, "ATK", known_attacks)
+
+
+def _pooling_inputs(table: pa.Table, attack_column: str, known_attacks: list[str]):
+    known = pa.array(known_attacks, pa.string())
+
+    def attack_is_known(column: pa.ChunkedArray, prefix: bool = False) -> np.ndarray:
+        encoded = column.combine_chunks()
+        if not pa.types.is_dictionary(encoded.type):
+            encoded = encoded.dictionary_encode()
+        names = encoded.dictionary
+        if prefix:  # a fingerprint's attack is its name up to the first '-'
+            names = pc.list_element(pc.split_pattern(names, "-", max_splits=1), 0)
+        return pc.is_in(names, value_set=known).to_numpy(zero_copy_only=False)[encoded.indices.to_numpy()]
+
+    if "AbstractModel" in table.column_names:  # pool the current known attacks' fingerprints only
+        table = table.filter(attack_is_known(table.column("AbstractModel"), prefix=True))
+    is_known = attack_is_known(table.column(attack_column))
+    labels = {name: table.column(col).to_numpy() for name, col in metrics.LABELS.items()}
+    return table.column("CosScore").to_numpy().astype(np.float64), is_known, labels
+
+
+def pooled_eer(cfg: dict, upstream: dict) -> StageResult:
+    """Stage 5: pooled EERs of the known and unknown scenarios, by ATK, AM and VM."""
+    path = evaluation_csv(cfg)
+    record = upstream.get(4)
+    columns = evaluation_columns(cfg)
+    if record and columns.name in record["outputs"] and provenance.outputs_intact(cfg, record):
+        scores, is_known, labels = read_evaluation_columns(columns, cfg["known_attacks"])
+    else:
+        scores, is_known, labels = read_evaluation(path, cfg["known_attacks"])
+    try:
+        results = metrics.pooled_eers(scores, is_known, labels, cfg["unknown_filter"])
     except ValueError as exc:
         raise StageError(f"{path}: {exc}") from None
     out = eer_dir(cfg)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from sourcetrace.errors import StageError
-from sourcetrace.protocols import protocol_files, read_enrollment, read_trials
+from sourcetrace.protocols import check_unique_trials, protocol_files, read_enrollment, read_trials
 
 HEADER = "AbstractModel FileName AcousticModel VocoderModel ATK IsTargetATK IsTargetAcousticModel IsTargetVocoderModel"
 
@@ -31,8 +31,9 @@ def test_enrollment_reference_positions_when_header_is_unnamed(tmp_path):
 def test_trial_reference_positions_and_numeric_booleans(tmp_path):
     p = write(tmp_path, "AA01-co-1_trials.txt", "a b c d e IsTargetATK\nAA01-co-1 u.wav x y AA02 0\n")
     protocol = read_trials(p)
-    assert protocol.files.tolist() == ["u.wav"] and protocol.attacks.tolist() == ["AA02"]
-    assert protocol.fingerprints.tolist() == ["AA01-co-1"]
+    assert protocol.files.to_pylist() == ["u.wav"] and protocol.attacks.to_pylist() == ["AA02"]
+    assert protocol.fingerprints.to_pylist() == ["AA01-co-1"]
+    assert protocol.utterance_keys.to_pylist() == ["AA02\tu.wav"]
 
 
 def test_trial_irregular_whitespace_is_parsed(tmp_path):
@@ -45,13 +46,21 @@ def test_trial_irregular_whitespace_is_parsed(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ("\nAA01-co-1 u.wav am vm AA01 True True\n", "AA01-co-1_trials.txt:2: expected 8 columns"),
     ("\nAA01-co-1 u.wav am vm AA01 True yes True\n", "AA01-co-1_trials.txt:2: column IsTargetAcousticModel has 'yes'"),
-    ("\nAA01-co-1 u.wav am vm AA01 True 1 0\nAA01-co-1 u.wav am vm AA01 True 1 0\n",
-     "AA01-co-1_trials.txt:3: duplicate trial (AA01-co-1, u.wav) (first at line 2)"),
 ])
 def test_malformed_trial_lines_name_file_and_line(tmp_path, text, message):
     p = write(tmp_path, "AA01-co-1_trials.txt", HEADER + text)
     with pytest.raises(StageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_trials(p)
+
+
+def test_duplicate_trials_found_from_ids(tmp_path):
+    p = write(tmp_path, "AA01-co-1_trials.txt", HEADER + "\nAA01-co-1 u.wav am vm AA01 True 1 0\n"
+              "AA01-co-1 v.wav am vm AA01 True 1 0\n\nAA01-co-1 u.wav am vm AA01 True 1 0\n")
+    protocol = read_trials(p)
+    check_unique_trials(protocol, np.array([0, 0, 0]), np.array([4, 2, 3]))
+    with pytest.raises(StageError, match=r"AA01-co-1_trials.txt:5: duplicate trial \(AA01-co-1, u.wav\) "
+                                         r"\(first at line 2\)"):
+        check_unique_trials(protocol, np.array([0, 0, 0]), np.array([4, 2, 4]))
 
 
 def test_enrollment_errors(tmp_path):

@@ -15,7 +15,7 @@ from conftest import REPO
 from corpus import KNOWN, make_corpus
 from sourcetrace import stages
 from sourcetrace.cli import run_stage
-from sourcetrace.scoring import cosine_scores
+from sourcetrace.scoring import similarity
 from sourcetrace.store import atomic_path
 
 STAGE_FUNCTIONS = {1: stages.extract_enrollment, 2: stages.average_fingerprints, 3: stages.extract_trials,
@@ -134,8 +134,7 @@ def test_other_sample_rates_are_resampled_and_noted_once(tmp_path, capsys, caplo
 def test_zero_norm_embedding_scores_zero_not_nan():
     fps = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)
     trials = np.array([[0.0, 0.0], [3.0, 4.0]], np.float32)
-    scores = cosine_scores(fps, trials, np.array([0, 1, 0]), np.array([0, 1, 1]))
-    assert scores.tolist() == [0.0, 0.0, pytest.approx(0.6)]
+    assert similarity(fps, trials).tolist() == [[0.0, 0.0], [pytest.approx(0.6), 0.0]]
 
 
 # ------------------------------------------------------------------ bad protocols and ids

@@ -53,10 +53,12 @@ def pipeline(request, tmp_path_factory):
     before = {d: tree_digest(d) for d in (corpus.enroll_dir, corpus.trial_dir)}
     args = ["--config", "cm.conf", "--set", "database_path=db", "--set", "output_dir=out",
             "--set", "known_attacks=" + json.dumps(KNOWN[:2]), "--device", "cpu"]
+    logs = []
     for script in STAGES:
         done = run(script, root, *args)
         assert done.returncode == 0, f"{script} failed:\n{done.stderr}"
-    return System(system, dim, corpus, root / "out", before, done.stdout, args)
+        logs.append(done.stderr)
+    return System(system, dim, corpus, root / "out", before, done.stdout, args, logs)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class System:
     before: dict
     stdout: str
     args: list
+    logs: list
 
     def path(self, suffix):
         return self.out / f"{self.name}{suffix}"
@@ -80,6 +83,8 @@ def test_stage1_one_matrix_per_fingerprint_in_protocol_order(pipeline):
         _, rows = read_protocol(pipeline.corpus.enroll_dir / f"{fp}.txt")
         assert emb.dtype == np.float32 and emb.shape == (len(rows), pipeline.dim)
         assert ids == [f"{r[3]}\t{r[1]}" for r in rows]
+    # each distinct enrollment utterance is extracted once: 3 known attacks x 4 utterances
+    assert "15 enrollment protocol(s), 36 rows, 12 utterance(s) to extract" in pipeline.logs[0]
     # an utterance shared by fingerprints has the same embedding in each
     a = np.load(pipeline.path("_embeddings") / "AA01-co-3.npy")
     b = np.load(pipeline.path("_embeddings") / "AA01-nc-all.npy")

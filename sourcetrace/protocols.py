@@ -11,6 +11,7 @@ is `AA01-co-100_trials.txt`. Nothing assumes STOPA's condition names or sizes.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,15 +210,29 @@ def trial_fingerprint(path: Path) -> tuple[str, str]:
     return fingerprint, attack_of(fingerprint, Path(path))
 
 
+def data_lines(path: Path) -> np.ndarray:
+    """1-based line number of every data row (non-blank line after the header) of a file."""
+    path = Path(path)
+    stat = path.stat()
+    return _data_lines(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _data_lines(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    data = np.fromfile(path, dtype=np.uint8)
+    ends = np.flatnonzero(data == ord("\n"))
+    if len(data) and data[-1] != ord("\n"):
+        ends = np.append(ends, len(data))  # a last line without a newline
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    visible = np.concatenate([[0], np.cumsum(~np.isin(data, list(b" \t\r\v\f")), dtype=np.int64)])
+    non_blank = visible[ends] > visible[starts]
+    return (np.flatnonzero(non_blank) + 1)[1:]  # the first non-blank line is the header
+
+
 def line_of(path: Path, row: int) -> int:
     """1-based line number of data row `row`, counting the header and skipping blank lines."""
-    seen = -1
-    for number, line in enumerate(_read_lines(path)[1:], start=2):
-        if line.strip():
-            seen += 1
-            if seen == row:
-                return number
-    return row + 2
+    lines = data_lines(path)
+    return int(lines[row]) if row < len(lines) else row + 2
 
 
 _BOOLEAN_WORDS = pa.array(TRUE_VALUES + FALSE_VALUES)

@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 
 from . import metrics, provenance
 from .errors import StageError
-from .protocols import (FALSE_VALUES, TRUE_VALUES, check_unique_trials, column_index, line_of, parse_booleans,
+from .protocols import (FALSE_VALUES, TRUE_VALUES, check_unique_trials, column_index, data_lines, line_of, parse_booleans,
                         protocol_files, read_enrollment, read_trials, trial_fingerprint)
 from .scoring import similarity
 from .store import atomic_path, ids_path, load_embeddings, save_embeddings, write_text
@@ -229,21 +229,20 @@ def extract_trials(cfg: dict, upstream: dict) -> StageResult:
     """Stage 3: embeddings of every distinct trial utterance across all trial files, once."""
     from .engine import Utterance
 
-    keys = []
-    sources = {}
-    for path in trial_paths(cfg):
-        protocol = read_trials(path, identity_only=True)
-        joined = pc.binary_join_element_wise(protocol.table.column(protocol.attack_column),
-                                             protocol.table.column(protocol.file_column), "\t")
-        unique, first = np.unique(joined.to_numpy(zero_copy_only=False).astype(str), return_index=True)
-        for key, row in zip(unique, first):
-            sources.setdefault(key, f"{path}:{row + 2}")
-        keys.append(pc.unique(joined))
-    keys = pc.unique(pa.chunked_array(keys)).to_pylist()
     utterances = []
-    for key in keys:
-        attack, file = key.split("\t", 1)
-        utterances.append(Utterance(attack, file, audio_path(cfg["trial_audio"], cfg, attack, file), sources[key]))
+    seen = pa.array([], pa.string())
+    for path in trial_paths(cfg):
+        keys = read_trials(path, identity_only=True).utterance_keys
+        distinct = pc.unique(keys)
+        new = distinct.filter(pc.invert(pc.is_in(distinct, value_set=seen)))
+        if not len(new):
+            continue
+        lines = data_lines(path)[pc.index_in(new, value_set=keys).to_numpy()]  # first row of each
+        for key, line in zip(new.to_pylist(), lines.tolist()):
+            attack, file = key.split("\t", 1)
+            utterances.append(Utterance(attack, file, audio_path(cfg["trial_audio"], cfg, attack, file),
+                                        f"{path}:{line}"))
+        seen = pa.concat_arrays([seen, new])
     log.info("%d distinct trial utterance(s)", len(utterances))
     extractor = build_extractor(cfg)
     result = extractor.extract(utterances, work_dir(cfg) / "stage3", desc="trials")

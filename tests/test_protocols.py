@@ -80,3 +80,13 @@ def test_protocol_folder_listing(tmp_path):
     assert [p.name for p in protocol_files(tmp_path, trials=True)] == ["AA01-co-1_trials.txt"]
     with pytest.raises(StageError, match="protocol folder not found"):
         protocol_files(tmp_path / "absent")
+
+
+def test_line_numbers_skip_blank_lines(tmp_path):
+    from sourcetrace.protocols import data_lines, line_of
+    p = write(tmp_path, "x.txt", "\nh a b\n\nx y z\n  \t\nq r s\nlast w w")
+    assert data_lines(p).tolist() == [4, 6, 7] and line_of(p, 1) == 6
+    bad = write(tmp_path, "AA01-co-1_trials.txt", HEADER + "\n\nAA01-co-1 u.wav am vm AA01 True True 1\n\n"
+                "AA01-co-1 v.wav am vm AA01 True x 1\n")
+    with pytest.raises(StageError, match=r"AA01-co-1_trials.txt:5: column IsTargetAcousticModel has 'x'"):
+        read_trials(bad)

@@ -9,6 +9,12 @@ returns the plain cosines between the embedding and each class weight.
 
 The front-end lives inside the model, so a checkpoint plus its `model_config` is all that
 inference needs; `features(wave)` exposes exactly what the network is fed.
+
+Inference in eval mode takes a faster route with the same outputs up to float32 rounding
+(`ResNet34.optimized`, on by default; False gives the plain layer-by-layer forward): the
+convolutional trunk runs channels-last, with every BatchNorm folded into the convolution
+before it at forward time (the state dict keeps the original parameters and keys) and
+in-place ReLUs and residual sums. About x1.25 on CPU (benchmarks/bench_extraction.py).
 """
 from __future__ import annotations
 
@@ -18,6 +24,21 @@ from torch import Tensor, nn
 from torchaudio.compliance import kaldi
 
 INPUT_POLICIES = ("fixed", "full", "reference")
+_CL = torch.channels_last
+
+
+def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    """Weight and bias of `bn(conv(x))` as one convolution (inference statistics)."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    return conv.weight * scale.view(-1, 1, 1, 1), (bias - bn.running_mean) * scale + bn.bias
+
+
+def _conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: Tensor) -> Tensor:
+    """`bn(conv(x))` at inference as one convolution, channels-last out."""
+    weight, bias = _fold_bn(conv, bn)
+    out = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return out if out.is_contiguous(memory_format=_CL) else out.contiguous(memory_format=_CL)
 
 
 class KaldiFbank(nn.Module):
@@ -64,6 +85,13 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         return F.relu(out + identity)
 
+    def forward_fast(self, x: Tensor) -> Tensor:
+        """`forward` at inference on channels-last input: BatchNorms folded, in-place ops."""
+        out = F.relu(_conv_bn(self.conv1, self.bn1, x), inplace=True)
+        out = _conv_bn(self.conv2, self.bn2, out)
+        identity = x if self.downsample is None else _conv_bn(self.downsample[0], self.downsample[1], x)
+        return F.relu(out.add_(identity), inplace=True)
+
 
 class AMSoftmaxHead(nn.Module):
     """Additive-margin softmax output layer; at inference only the cosines are returned."""
@@ -85,6 +113,7 @@ class ResNet34(nn.Module):
     """ResNet-34 CM; `forward(waves)` returns `(embedding, logits)`, embedding of size 256."""
 
     sample_rate = 16000
+    optimized = True  # the faster inference route (see the module doc); False: plain forward
 
     def __init__(self, model_config: dict, num_classes: int, input_policy: str = "fixed"):
         super().__init__()
@@ -152,8 +181,14 @@ class ResNet34(nn.Module):
         # the filterbank takes one utterance at a time; equal lengths give equal frame counts
         x = torch.stack([self.features(w) for w in waves]).unsqueeze(1)  # (B, 1, T, 81)
 
-        x = F.relu(self.pre_bn1(self.pre_conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 256, T/8, 11)
+        if not self.optimized or self.training:
+            x = F.relu(self.pre_bn1(self.pre_conv1(x)))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 256, T/8, 11)
+        else:
+            x = F.relu(_conv_bn(self.pre_conv1, self.pre_bn1, x), inplace=True)
+            for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+                for block in layer:
+                    x = block.forward_fast(x)
 
         # (B, C, T', F') -> (B, C * F', T'), channel-major like the original
         x = x.transpose(2, 3).flatten(1, 2)

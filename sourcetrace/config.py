@@ -16,6 +16,7 @@ KNOWN_ATTACKS = ["AA01", "AA03", "AA05", "AA07", "AA10"]
 INPUT_POLICIES = ("full", "fixed", "reference")
 UNKNOWN_FILTERS = ("reference", "per_label")
 ON_ERROR = ("fail", "skip")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 DEFAULTS = {
     "system": "AASIST_CM",
@@ -35,6 +36,7 @@ DEFAULTS = {
     "unknown_filter": "reference",
     "on_error": "fail",
     "chunk_size": 512,
+    "precision": "fp32",
 }
 
 
@@ -73,6 +75,8 @@ def validate(config: dict, source: str) -> None:
     need(config["unknown_filter"] in UNKNOWN_FILTERS,
          f"'unknown_filter' is {config['unknown_filter']!r}; expected one of {', '.join(UNKNOWN_FILTERS)}")
     need(config["on_error"] in ON_ERROR, f"'on_error' is {config['on_error']!r}; expected fail or skip")
+    need(config["precision"] in PRECISIONS,
+         f"'precision' is {config['precision']!r}; expected one of {', '.join(PRECISIONS)}")
     need(isinstance(config["batch_size"], int) and config["batch_size"] >= 1, "'batch_size' must be an integer >= 1")
     need(isinstance(config["chunk_size"], int) and config["chunk_size"] >= 1, "'chunk_size' must be an integer >= 1")
     need(isinstance(config["num_workers"], int) and config["num_workers"] >= 0, "'num_workers' must be an integer >= 0")

@@ -10,31 +10,79 @@ Given utterances, a model and an input policy, it returns one embedding per utte
   `segment` (one protocol file), zero-padded to the longest: the published STOPA scripts'
   behaviour, kept to reproduce their numbers, batch dependence included.
 
-Decoding runs in DataLoader workers and overlaps the network. Results are written in chunks
-to a work folder as they complete; a run that is killed resumes from the finished chunks
-and, the plan being deterministic, ends with the same bytes as an uninterrupted run.
+Decoding overlaps the network. On CPU it runs in `num_workers` threads of this process
+(libsndfile releases the GIL): worker processes would compete with the network's own
+intra-op threads for the same cores and pay for passing every waveform between processes.
+On CUDA it runs in `num_workers` DataLoader processes, and batches go to the GPU from
+pinned memory while the previous batch's embeddings come back asynchronously. On CPU the
+engine also keeps large freed blocks in the process heap (`tune_cpu_allocator`): the
+network's feature maps are tens of MB per utterance, and handing them back to the kernel
+after every forward and faulting them in again costs about as much as the network itself.
+
+`precision` `bf16` or `fp16` runs the network under `torch.autocast` (embeddings within
+cosine 0.999 of float32); the default `fp32` runs it as is.
+
+Results are written in chunks to a work folder as they complete; a run that is killed
+resumes from the finished chunks and, the plan being deterministic, ends with the same
+bytes as an uninterrupted run.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import shutil
-from collections import defaultdict
+import sys
+from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .audio import AudioError, load_audio, probe_length
+from .audio import SAMPLE_RATE, AudioError, load_audio, probe_length
 from .errors import StageError
 from .store import atomic_path
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DECODERS = ("auto", "threads", "processes")
+# On CPU one forward pass takes at most this many input samples (16 s at 16 kHz; always at
+# least one utterance): bigger ones only add memory traffic. Measured on 2 cores
+# (benchmarks/bench_extraction.py): AASIST on 4 s inputs runs batches of 1 to 4 alike and
+# batches of 8 to 16 up to 40 % slower; ResNet-34 gains from batching short inputs
+# (1 s: x1.6 from 1 to 16 per pass) and is flat from 4 x 4 s on.
+CPU_FORWARD_SAMPLES = 16 * 16000
+_allocator_tuned = False
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep large freed blocks in this process's heap (glibc only; once per process).
+
+    glibc serves every allocation above 32 MiB with a fresh mmap and unmaps it on free, so
+    each forward pass of a convolutional network on a few seconds of audio faults in its
+    feature maps page by page again: for AASIST on CPU that kernel time is about as long
+    as the network's own. Allocating from the heap and not trimming it removes that; the
+    price is that the process keeps its peak memory until it exits. Returns whether the
+    setting is in effect."""
+    global _allocator_tuned
+    if _allocator_tuned or not sys.platform.startswith("linux"):
+        return _allocator_tuned
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+        _allocator_tuned = bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):  # not glibc
+        _allocator_tuned = False
+    log.debug("CPU allocator tuned: %s", _allocator_tuned)
+    return _allocator_tuned
 
 
 @dataclass(frozen=True)
@@ -80,14 +128,56 @@ class _BatchAudio(Dataset):
         return len(self.batches)
 
     def __getitem__(self, b: int):
-        waves = []
-        for i in self.batches[b]:
-            try:
-                wave, rate = load_audio(self.utterances[i].path)
-                waves.append((wave, rate))
-            except AudioError as exc:
-                waves.append(str(exc))
-        return self.batches[b], waves
+        return self.batches[b], _decode(self.utterances, self.batches[b])
+
+
+_IN_MAIN = object()  # stands for a file that the main thread decodes itself
+
+
+def _decode(utterances: list[Utterance], indices: list[int], resample: bool = True) -> list:
+    """(waveform, rate) or an error message for each of `indices`. With `resample` False,
+    files not at 16 kHz are left to the main thread (`_IN_MAIN`): resampling is a torch
+    operation, and one started in a decoding thread would bring up a second team of
+    intra-op threads next to the network's, on the same cores."""
+    waves = []
+    for i in indices:
+        try:
+            if not resample and sf.info(str(utterances[i].path)).samplerate != SAMPLE_RATE:
+                waves.append(_IN_MAIN)
+                continue
+        except (sf.LibsndfileError, RuntimeError):
+            pass  # load_audio says what is wrong with the file
+        try:
+            waves.append(load_audio(utterances[i].path))
+        except AudioError as exc:
+            waves.append(str(exc))
+    return waves
+
+
+def _decode_in_threads(utterances: list[Utterance], batches: list[list[int]], workers: int):
+    """Yield (indices, decoded) per batch, in order; `workers` threads decode ahead."""
+    if workers == 0:
+        for batch in batches:
+            yield batch, _decode(utterances, batch)
+        return
+    ahead = max(4 * workers, 8)  # batches decoded ahead of the network
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        queue: deque = deque()
+        todo = iter(batches)
+        try:
+            for batch in todo:
+                queue.append((batch, pool.submit(_decode, utterances, batch, False)))
+                if len(queue) >= ahead:
+                    break
+            while queue:
+                batch, future = queue.popleft()
+                for nxt in todo:
+                    queue.append((nxt, pool.submit(_decode, utterances, nxt, False)))
+                    break
+                yield batch, future.result()
+        finally:
+            for _, future in queue:
+                future.cancel()
 
 
 def _check_exist(utterances: list[Utterance], on_error: str, failed: dict[int, str]) -> None:
@@ -157,15 +247,31 @@ class Extractor:
     """Runs one model over lists of utterances with one input policy."""
 
     def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device,
-                 on_error: str = "fail", signature: str = "", chunk_size: int = 512):
+                 on_error: str = "fail", signature: str = "", chunk_size: int = 512,
+                 precision: str = "fp32", decoder: str = "auto", max_forward_samples: int | None = -1):
+        if precision not in PRECISIONS:
+            raise StageError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder {decoder!r}; expected one of {DECODERS}")
         self.model = model
         self.policy = policy
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.device = device
+        self.device = torch.device(device)
         self.on_error = on_error
         self.signature = signature  # model identity, for naming resumable work
         self.chunk_size = chunk_size
+        self.precision = precision
+        # decoding threads on CPU, processes on CUDA (see the module doc)
+        self.decoder = decoder if decoder != "auto" else ("processes" if self.device.type == "cuda" else "threads")
+        if precision == "fp16" and self.device.type == "cpu":
+            log.warning("precision fp16 on CPU is many times slower than fp32; bf16 is the fast one there")
+        self._inflight: deque = deque()  # CUDA batches whose embeddings are on their way back
+        # a planned batch goes through the network in passes of at most this many samples
+        # (-1: CPU_FORWARD_SAMPLES on CPU, no limit on GPUs; None: no limit); as batches only
+        # stack independent rows, this changes no embedding
+        self.max_forward_samples = (max_forward_samples if max_forward_samples != -1 else
+                                    CPU_FORWARD_SAMPLES if self.device.type == "cpu" else None)
 
     def _lengths(self, utterances: list[Utterance], failed: dict[int, str]) -> list[int] | None:
         if self.policy == "reference":
@@ -197,6 +303,7 @@ class Extractor:
     def _work_dir(self, work_root: Path, utterances: list[Utterance], segments: list[range]) -> Path:
         h = hashlib.sha256()
         h.update(json.dumps([self.signature, self.policy, self.batch_size, self.chunk_size, str(self.device),
+                             self.precision,
                              [(u.attack, u.file, str(u.path)) for u in utterances],
                              [(s.start, s.stop) for s in segments]]).encode())
         return work_root / h.hexdigest()[:16]
@@ -229,19 +336,27 @@ class Extractor:
             log.info("%s: resuming, %d utterance(s) already done in %s", desc, resumed, work)
 
         batch_chunk = [k for k in pending for _ in chunks[k]]
-        loader = DataLoader(_BatchAudio(utterances, [b for k in pending for b in chunks[k]]),
-                            batch_size=None, shuffle=False, num_workers=self.num_workers,
-                            prefetch_factor=4 if self.num_workers else None,
-                            persistent_workers=False)
+        todo = [b for k in pending for b in chunks[k]]
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
+        if self.decoder == "threads":
+            loader = _decode_in_threads(utterances, todo, self.num_workers)
+        else:
+            loader = DataLoader(_BatchAudio(utterances, todo), batch_size=None, shuffle=False,
+                                num_workers=self.num_workers, prefetch_factor=4 if self.num_workers else None,
+                                persistent_workers=False)
         chunk_indices: list[int] = []
         chunk_failed: dict[int, str] = {}
         remaining = {k: len(chunks[k]) for k in pending}
         resampled_rates: set[int] = set()
+        self._inflight.clear()
         with tqdm(total=len(utterances) - len(failed), initial=resumed, desc=desc, unit="utt",
                   dynamic_ncols=True, disable=None) as bar, torch.inference_mode():
             for b, (indices, waves) in enumerate(loader):
                 ready = []
                 for i, item in zip(indices, waves):
+                    if item is _IN_MAIN:
+                        item = _decode(utterances, [i])[0]
                     if isinstance(item, str):
                         self._fail(utterances, chunk_failed, i, item)
                         continue
@@ -262,9 +377,11 @@ class Extractor:
                 k = batch_chunk[b]
                 remaining[k] -= 1
                 if remaining[k] == 0:
+                    self._collect(out)
                     _save_chunk(work / f"chunk_{k:06d}.npz", chunk_indices, out[chunk_indices], chunk_failed)
                     failed.update(chunk_failed)
                     chunk_indices, chunk_failed = [], {}
+            self._collect(out)
         shutil.rmtree(work, ignore_errors=True)
         for folder in (work.parent, work.parent.parent):  # leave no empty work folders behind
             try:
@@ -283,10 +400,39 @@ class Extractor:
             for i, x in ready:
                 by_len[x.shape[-1]].append((i, x))
             groups = list(by_len.values())
+        cuda = self.device.type == "cuda"
+        dtype = PRECISIONS[self.precision]
+        passes = []
         for group in groups:
             longest = max(x.shape[-1] for _, x in group)
-            batch = torch.zeros(len(group), longest)
-            for row, (_, x) in enumerate(group):
-                batch[row, : x.shape[-1]] = x
-            embedding, _ = self.model(batch.to(self.device, non_blocking=True))
-            out[[i for i, _ in group]] = embedding.float().cpu().numpy()
+            if all(x.shape[-1] == longest for _, x in group):
+                batch = torch.stack([x for _, x in group])
+            else:  # `reference`: zero-padded to the longest
+                batch = torch.zeros(len(group), longest)
+                for row, (_, x) in enumerate(group):
+                    batch[row, : x.shape[-1]] = x
+            rows = [i for i, _ in group]
+            step = max(1, self.max_forward_samples // longest) if self.max_forward_samples else len(rows)
+            passes += [(rows[k:k + step], batch[k:k + step]) for k in range(0, len(rows), step)]
+        for rows, batch in passes:
+            if cuda:
+                batch = batch.pin_memory()
+            with (torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()):
+                embedding, _ = self.model(batch.to(self.device, non_blocking=True))
+            if not cuda:
+                out[rows] = embedding.float().numpy()
+                continue
+            # copy back without waiting; collected once the next batch is queued on the GPU
+            host = torch.empty(embedding.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(embedding.float(), non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(torch.cuda.current_stream(self.device))
+            self._collect(out, keep=1)
+            self._inflight.append((rows, host, done))
+
+    def _collect(self, out: np.ndarray, keep: int = 0) -> None:
+        """Write the embeddings of all but the `keep` most recent GPU batches into `out`."""
+        while len(self._inflight) > keep:
+            rows, host, done = self._inflight.popleft()
+            done.synchronize()
+            out[rows] = host.numpy()

@@ -55,6 +55,8 @@ def _model(cfg: dict) -> dict:
               "on_error": cfg["on_error"]}
     if cfg["input_policy"] == "reference":  # only there does the batch size change embeddings
         params["batch_size"] = cfg["batch_size"]
+    if cfg["precision"] != "fp32":  # reduced precision changes embeddings (slightly)
+        params["precision"] = cfg["precision"]
     return params
 
 

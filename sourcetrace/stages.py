@@ -121,7 +121,7 @@ def build_extractor(cfg: dict):
                     "neighbours and batch size", cfg["batch_size"])
     log.info("%s: %s on %s, input policy %s", cfg["system"], cfg["model_path"], device, cfg["input_policy"])
     return Extractor(model, cfg["input_policy"], cfg["batch_size"], cfg["num_workers"], device,
-                     on_error=cfg["on_error"], chunk_size=cfg["chunk_size"],
+                     on_error=cfg["on_error"], chunk_size=cfg["chunk_size"], precision=cfg["precision"],
                      signature=f"{Path(cfg['model_path']).resolve()}:{json.dumps(cfg['model_config'], sort_keys=True)}")
 
 

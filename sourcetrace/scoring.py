@@ -10,11 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm in float64; zero rows stay zero."""
+def _norms(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    return np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
 
 
 def similarity(fingerprints: np.ndarray, trials: np.ndarray, block: int = 65536) -> np.ndarray:
@@ -23,8 +21,12 @@ def similarity(fingerprints: np.ndarray, trials: np.ndarray, block: int = 65536)
     Stage 4 computes it once and gathers one entry per trial row, so the utterance-level work
     is done once however many fingerprints score an utterance.
     """
-    f = unit_rows(fingerprints)
+    f = np.asarray(fingerprints, dtype=np.float64)
+    f_norm = _norms(f)
     out = np.empty((len(trials), len(f)), dtype=np.float32)
     for start in range(0, len(trials), block):
-        out[start:start + block] = unit_rows(trials[start:start + block]) @ f.T
+        t = np.asarray(trials[start:start + block], dtype=np.float64)
+        denominator = np.outer(_norms(t), f_norm)
+        dots = t @ f.T
+        out[start:start + block] = np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
     return out

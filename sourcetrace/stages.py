@@ -190,7 +190,7 @@ def average_fingerprints(cfg: dict, upstream: dict) -> StageResult:
     for protocol in protocols:
         npy = enrollment_dir(cfg) / f"{protocol.fingerprint}.npy"
         embeddings, ids = load_embeddings(npy, "stage 1 (fingerprint_embedding_extraction.py)")
-        expected = [(a, f) for a, f in zip(protocol.attacks, protocol.files)
+        expected = [f"{a}\t{f}" for a, f in zip(protocol.attacks, protocol.files)
                     if (str(protocol.path), f) not in skipped_rows]
         if ids != expected:
             raise StageError(f"{npy}: its utterances differ from {protocol.path}; run stage 1 again")
@@ -271,11 +271,11 @@ def score_trials(cfg: dict, upstream: dict) -> StageResult:
     is parsed and scored. Besides the CSV, the columns stage 5 needs go to an Arrow file.
     """
     fp_names, fp_matrix = read_fingerprints(fingerprint_csv(cfg))
-    embeddings, ids = load_embeddings(trial_embeddings(cfg), "stage 3 (trials_embedding_extraction.py)")
+    embeddings, keys = load_embeddings(trial_embeddings(cfg), "stage 3 (trials_embedding_extraction.py)")
     if fp_matrix.shape[1] != embeddings.shape[1]:
         raise StageError(f"{fingerprint_csv(cfg)} has {fp_matrix.shape[1]} dims but {trial_embeddings(cfg)} "
                          f"has {embeddings.shape[1]}; re-run stages 2-3 with the same system")
-    id_keys = pc.SetLookupOptions(pa.array([f"{a}\t{f}" for a, f in ids]))
+    id_keys = pc.SetLookupOptions(pa.array(keys, pa.string()))
     fp_keys = pc.SetLookupOptions(pa.array(fp_names))
     cosines = similarity(fp_matrix, embeddings)
     # rows left out upstream under on_error=skip: utterances of stage 3, fingerprints of stage 2

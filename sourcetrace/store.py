@@ -53,17 +53,19 @@ def save_embeddings(path: Path, embeddings: np.ndarray, ids: list[tuple[str, str
     write_text(ids_path(path), "ATK\tFileName\n" + "".join(f"{a}\t{f}\n" for a, f in ids))
 
 
-def load_embeddings(path: Path, stage_hint: str) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Read a matrix and its ids; a missing or inconsistent pair tells which stage to run."""
+def load_embeddings(path: Path, stage_hint: str) -> tuple[np.ndarray, list[str]]:
+    """Read a matrix and the key `<ATK>\t<FileName>` of each row (the lines of its ids file).
+
+    A missing or inconsistent pair tells which stage to run.
+    """
     path = Path(path)
     ids_file = ids_path(path)
     if not path.is_file() or not ids_file.is_file():
         missing = path if not path.is_file() else ids_file
         raise StageError(f"{missing}: not found; run {stage_hint} first")
     embeddings = np.load(path)
-    lines = ids_file.read_text().splitlines()[1:]
-    ids = [tuple(line.split("\t", 1)) for line in lines]
-    if len(ids) != len(embeddings) or any(len(i) != 2 for i in ids):
-        raise StageError(f"{ids_file}: does not match {path.name} ({len(ids)} ids, {len(embeddings)} rows); "
+    keys = ids_file.read_text().splitlines()[1:]
+    if len(keys) != len(embeddings):
+        raise StageError(f"{ids_file}: does not match {path.name} ({len(keys)} ids, {len(embeddings)} rows); "
                          f"run {stage_hint} again")
-    return embeddings, ids
+    return embeddings, keys

@@ -72,7 +72,7 @@ class TrialProtocol:
             return self.table.column("AbstractModel")
         return pa.chunked_array([pa.repeat(pa.scalar(self.fingerprint), self.table.num_rows)])
 
-    @property
+    @functools.cached_property
     def utterance_keys(self) -> pa.ChunkedArray:
         """`<ATK>\t<FileName>` of each row: the key of the trial embedding store."""
         return pc.binary_join_element_wise(self.attacks, self.files, "\t")

@@ -15,7 +15,7 @@ def _norms(matrix: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
 
 
-def similarity(fingerprints: np.ndarray, trials: np.ndarray, block: int = 65536) -> np.ndarray:
+def similarity(fingerprints: np.ndarray, trials: np.ndarray, block: int = 8192) -> np.ndarray:
     """(trial utterances x fingerprints) cosine matrix, computed in float64, stored as float32.
 
     Stage 4 computes it once and gathers one entry per trial row, so the utterance-level work

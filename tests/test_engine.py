@@ -43,6 +43,28 @@ def test_embeddings_do_not_depend_on_batch_size_or_workers(policy, utterances, t
         np.testing.assert_allclose(other, base, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("policy", ["full", "fixed"])
+def test_resnet34_embeddings_do_not_depend_on_batch_size_or_workers(policy, utterances, tmp_path):
+    import json
+    from conftest import SHARED
+    config = json.loads((REPO / "config" / "ResNet-34.conf").read_text())["model_config"]
+    checkpoint = SHARED / "fixtures" / "resnet34" / "resnet34_random_init.pt"
+
+    def extract(batch_size, workers):
+        model = models.load_model(config, checkpoint, policy)
+        result = Extractor(model, policy, batch_size, workers, torch.device("cpu")).extract(
+            utterances, tmp_path / f"resnet-{batch_size}-{workers}")
+        assert not result.failed
+        return result.embeddings
+
+    base = extract(1, 0)
+    assert base.shape == (len(utterances), 256) and np.isfinite(base).all()
+    # the random-init fixture's embeddings are ~300 in size: float32 resolves ~3e-5 there
+    scale = np.abs(base).max()
+    for batch_size, workers in [(7, 0), (7, 2)]:
+        np.testing.assert_allclose(extract(batch_size, workers), base, atol=1e-5 * scale, rtol=0)
+
+
 def test_full_policy_embedding_is_the_model_on_the_whole_utterance(utterances, tmp_path, aasist_config):
     emb = _extract(utterances, "full", 7, 0, tmp_path, aasist_config)
     model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth", "full")

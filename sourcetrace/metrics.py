@@ -10,9 +10,9 @@ EER is the ASVspoof / AASIST `compute_eer` that the STOPA reference uses, exactl
    sorted score at i.
 
 No tie merging, no interpolation. `compute_eer` is that definition written out;
-`eer_for_labels` computes the same numbers for several labelings of one score set with a
-single sort (tie groups are rearranged targets-first per labeling), which is what stage 5
-uses at STOPA scale.
+`pooled_eers` computes the same numbers for all six pooled EERs with a single sort (tie
+groups are rearranged targets-first per labeling), which is what stage 5 uses at STOPA
+scale.
 """
 from __future__ import annotations
 
@@ -110,18 +110,6 @@ def _eers_of_sorted(sorted_scores: np.ndarray, sorted_labels: dict[str, np.ndarr
         eer, threshold = _eer_from_sorted(sorted_scores, y, n_target, n - n_target)
         results[name] = EER(eer, threshold, n_target, n - n_target)
     return results
-
-
-def eer_for_labels(scores: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, EER]:
-    """EER of one score set under several boolean labelings, one sort for all.
-
-    Equal, number for number, to `compute_eer(scores[y], scores[~y])` for each labeling y.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all():
-        raise ValueError("scores must be finite")
-    order = np.argsort(scores, kind="stable")
-    return _eers_of_sorted(scores[order], {name: np.asarray(y, bool)[order] for name, y in labels.items()})
 
 
 def scenario_masks(known: np.ndarray, labels: dict[str, np.ndarray],

@@ -24,7 +24,6 @@ import pyarrow.csv as pacsv
 from .errors import StageError
 
 TRIAL_SUFFIX = "_trials"
-TARGET_COLUMNS = ("IsTargetATK", "IsTargetAcousticModel", "IsTargetVocoderModel")
 TRUE_VALUES = ("True", "true", "TRUE", "1")
 FALSE_VALUES = ("False", "false", "FALSE", "0")
 _STEM = re.compile(r"^([^-\s]+)-\S+$")
@@ -218,7 +217,7 @@ def data_lines(path: Path) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _data_lines(path: str, size: int, mtime_ns: int) -> np.ndarray:
+def _data_lines(path: str, size: int, mtime_ns: int) -> np.ndarray:  # size, mtime: the cache key
     data = np.fromfile(path, dtype=np.uint8)
     ends = np.flatnonzero(data == ord("\n"))
     if len(data) and data[-1] != ord("\n"):

@@ -60,8 +60,8 @@ def _check_wav_complete(path: Path) -> None:
             handle.seek(length + (length & 1), 1)
 
 
-def load_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Decode `path` to float32 mono at 16 kHz; also return the file's own sample rate."""
+def decode_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decode `path` to float32 mono at the file's own sample rate, checking it is usable."""
     _check_wav_complete(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -72,6 +72,17 @@ def load_audio(path: Path) -> tuple[np.ndarray, int]:
     wave = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     if not np.isfinite(wave).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    if rate != SAMPLE_RATE:
-        wave = AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), rate, SAMPLE_RATE).numpy()
     return np.ascontiguousarray(wave), rate
+
+
+def to_model_rate(wave: np.ndarray, rate: int) -> np.ndarray:
+    """`wave` at `rate` resampled to 16 kHz (unchanged when already there)."""
+    if rate == SAMPLE_RATE:
+        return wave
+    return AF.resample(torch.from_numpy(wave), rate, SAMPLE_RATE).numpy()
+
+
+def load_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decode `path` to float32 mono at 16 kHz; also return the file's own sample rate."""
+    wave, rate = decode_audio(path)
+    return to_model_rate(wave, rate), rate

@@ -13,6 +13,7 @@ Given utterances, a model and an input policy, it returns one embedding per utte
 Decoding overlaps the network. On CPU it runs in `num_workers` threads of this process
 (libsndfile releases the GIL): worker processes would compete with the network's own
 intra-op threads for the same cores and pay for passing every waveform between processes.
+Workers only decode; audio at other rates is resampled to 16 kHz in the main thread.
 On CUDA it runs in `num_workers` DataLoader processes, and batches go to the GPU from
 pinned memory while the previous batch's embeddings come back asynchronously. On CPU the
 engine also keeps large freed blocks in the process heap (`tune_cpu_allocator`): the
@@ -41,12 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .audio import SAMPLE_RATE, AudioError, load_audio, probe_length
+from .audio import SAMPLE_RATE, AudioError, decode_audio, probe_length, to_model_rate
 from .errors import StageError
 from .store import atomic_path
 
@@ -131,24 +131,16 @@ class _BatchAudio(Dataset):
         return self.batches[b], _decode(self.utterances, self.batches[b])
 
 
-_IN_MAIN = object()  # stands for a file that the main thread decodes itself
+def _decode(utterances: list[Utterance], indices: list[int]) -> list:
+    """(waveform at the file's own rate, rate) or an error message for each of `indices`.
 
-
-def _decode(utterances: list[Utterance], indices: list[int], resample: bool = True) -> list:
-    """(waveform, rate) or an error message for each of `indices`. With `resample` False,
-    files not at 16 kHz are left to the main thread (`_IN_MAIN`): resampling is a torch
-    operation, and one started in a decoding thread would bring up a second team of
-    intra-op threads next to the network's, on the same cores."""
+    Resampling is left to the main thread: it is a torch operation, and one started in a
+    decoding thread would bring up a second team of intra-op threads next to the
+    network's, on the same cores."""
     waves = []
     for i in indices:
         try:
-            if not resample and sf.info(str(utterances[i].path)).samplerate != SAMPLE_RATE:
-                waves.append(_IN_MAIN)
-                continue
-        except (sf.LibsndfileError, RuntimeError):
-            pass  # load_audio says what is wrong with the file
-        try:
-            waves.append(load_audio(utterances[i].path))
+            waves.append(decode_audio(utterances[i].path))
         except AudioError as exc:
             waves.append(str(exc))
     return waves
@@ -166,13 +158,13 @@ def _decode_in_threads(utterances: list[Utterance], batches: list[list[int]], wo
         todo = iter(batches)
         try:
             for batch in todo:
-                queue.append((batch, pool.submit(_decode, utterances, batch, False)))
+                queue.append((batch, pool.submit(_decode, utterances, batch)))
                 if len(queue) >= ahead:
                     break
             while queue:
                 batch, future = queue.popleft()
                 for nxt in todo:
-                    queue.append((nxt, pool.submit(_decode, utterances, nxt, False)))
+                    queue.append((nxt, pool.submit(_decode, utterances, nxt)))
                     break
                 yield batch, future.result()
         finally:
@@ -355,16 +347,14 @@ class Extractor:
             for b, (indices, waves) in enumerate(loader):
                 ready = []
                 for i, item in zip(indices, waves):
-                    if item is _IN_MAIN:
-                        item = _decode(utterances, [i])[0]
                     if isinstance(item, str):
                         self._fail(utterances, chunk_failed, i, item)
                         continue
                     wave, rate = item
-                    if rate != 16000 and rate not in resampled_rates:
+                    if rate != SAMPLE_RATE and rate not in resampled_rates:
                         resampled_rates.add(rate)
                         log.info("resampling %d Hz audio to 16000 Hz (first: %s)", rate, utterances[i].path)
-                    x = self.model.fit_input(torch.as_tensor(wave))
+                    x = self.model.fit_input(torch.as_tensor(to_model_rate(np.asarray(wave), rate)))
                     if x.shape[-1] < self.model.min_samples:
                         self._fail(utterances, chunk_failed, i,
                                    f"{utterances[i].path}: too short for the model ({x.shape[-1]} samples "

@@ -94,7 +94,9 @@ def _served(number: int, recorded: dict, current: dict) -> list[str]:
     """Differences that matter to a stage reading `number`'s outputs.
 
     Stage 5 pools only the current known attacks' fingerprints, so stage 4's scores of a
-    superset of them serve it as well."""
+    superset of them serve it as well. An input that cannot be identified now (None: a
+    checkpoint no longer there) is taken as recorded: the reader does not need it."""
+    current = {k: (recorded.get(k) if v is None else v) for k, v in current.items()}
     if number == 4 and set(current.get("known_attacks", [])) <= set(recorded.get("known_attacks", [])):
         kept = {k: v for k, v in recorded.get("trial_protocols", {}).items() if k in current.get("trial_protocols", {})}
         return differences({"trial_protocols": kept}, {"trial_protocols": current.get("trial_protocols", {})})

@@ -32,8 +32,11 @@ def audio_identity(paths) -> str:
 
 
 def model_identity(cfg) -> dict:
+    """The checkpoint's SHA-256; None when the file is gone (a stage that only reads this
+    stage's outputs then trusts the recorded one: it does not need the checkpoint)."""
     from ..provenance import file_digest
-    return {"checkpoint_sha256": file_digest(cfg["model_path"])}
+    path = Path(cfg["model_path"])
+    return {"checkpoint_sha256": file_digest(path) if path.is_file() else None}
 
 
 def build_extractor(ctx):

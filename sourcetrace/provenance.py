@@ -90,7 +90,7 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _served(number: int, recorded: dict, current: dict) -> list[str]:
+def _differences_for_readers(number: int, recorded: dict, current: dict) -> list[str]:
     """Differences that matter to a stage reading `number`'s outputs.
 
     Stage 5 pools only the current known attacks' fingerprints, so stage 4's scores of a
@@ -124,7 +124,7 @@ class Checker:
         if not self.outputs_intact(record):
             return "its outputs were changed or removed after it ran"
         current = self.identity(number)
-        diffs = (_served if as_upstream else lambda n, r, c: differences(r, c))(number, record["params"], current)
+        diffs = (_differences_for_readers if as_upstream else lambda n, r, c: differences(r, c))(number, record["params"], current)
         if diffs:
             return "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         for u in STAGES[number].upstream:

@@ -194,7 +194,7 @@ def test_skip_records_every_skip_and_downstream_excludes_rows(tmp_path, capsys, 
     assert ids == ["AA01\tAA01_D_0000.wav", "AA01\tAA01_D_0002.wav"]
     evaluation = (out / "AASIST_CM_evaluation.csv").read_text()
     assert "AA02_E_0000.wav" not in evaluation and "AA02_E_0001.wav" in evaluation
-    # AA02_E_0000 is a trial of every one of the 15 fingerprints but AA01-co-1... every fingerprint's file
+    # every trial file lists AA02_E_0000 once; all those rows are left out
     n_rows = sum("AA02_E_0000.wav" in p.read_text() for p in corpus.trial_dir.iterdir())
     assert f"{n_rows} trial row(s) left out" in caplog.text
 

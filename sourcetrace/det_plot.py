@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from .store import atomic_path
 
-TICKS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 90, 95, 98, 99, 99.5, 99.8, 99.9)
+TICKS = (0.1, 0.5, 2, 5, 10, 20, 40, 60, 80, 90, 95, 98, 99.5, 99.9)
 LIMITS = (0.05, 99.95)  # percent
 # line colour (grey level), dash pattern, EER marker: told apart without colour
 STYLES = (("0.0", "-", "o"), ("0.45", "--", "s"), ("0.0", ":", "^"), ("0.3", "-.", "D"),

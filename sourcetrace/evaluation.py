@@ -18,7 +18,7 @@ from . import metrics
 from .det_plot import plot_det
 from .metrics.bootstrap import bootstrap_eers, fingerprint_weights, percentile_interval
 from .metrics.det import decimate
-from .metrics.detection import ScoreBlocks, block_starts, det_points, eer, min_cllr, min_dcf, rocch_eer
+from .metrics.detection import ScoreBlocks, block_starts, eer, min_cllr, min_dcf, rocch_eer
 from .metrics.groups import condition_groups
 from .store import write_text
 
@@ -102,7 +102,9 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
     ((label, p_miss, p_fa, eer) of the pooled rows, decimated to at most 2000 points)."""
     points = check_options(dcf_operating_points, bootstrap_resamples, bootstrap_seed)
     names = [name for name in LABEL_COLUMNS if name in rows.labels]
-    order = np.argsort(rows.scores, kind="stable")
+    # Every metric depends on a row set only through its blocks of tied scores, never on the
+    # order within a block, so the fastest (unstable) sort serves: one for everything.
+    order = np.argsort(rows.scores)
     scores = np.asarray(rows.scores, dtype=np.float64)[order]
     fingerprint = rows.fingerprint[order].astype(np.int32)
     labels = {name: np.asarray(rows.labels[name], dtype=bool)[order] for name in names}
@@ -114,7 +116,17 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
     weights = np.zeros((bootstrap_resamples, n_fp), dtype=np.int64)
     if bootstrap_resamples and present.size:
         weights[:, present] = fingerprint_weights(present.size, bootstrap_resamples, bootstrap_seed)
-    groups = [("pooled", "pooled", None)] + condition_groups(rows.fingerprint_names)
+    conditions = condition_groups(rows.fingerprint_names)
+    # the rows of each condition group in score order: one stable sort of group numbers
+    group_of = np.full(n_fp, len(conditions), dtype=np.int16)
+    for g, (_, _, codes) in enumerate(conditions):
+        group_of[codes] = g
+    group_of_row = group_of[fingerprint]
+    by_group = np.argsort(group_of_row, kind="stable")
+    bounds = np.searchsorted(group_of_row[by_group], np.arange(len(conditions) + 1))
+    del group_of_row
+    groups = [("pooled", "pooled", None)] + [(c, n, by_group[lo:hi]) for (c, n, _), lo, hi
+                                             in zip(conditions, bounds[:-1], bounds[1:])]
     found: dict[tuple, dict] = {}
     curves: dict[str, list] = {scenario: [] for scenario in SCENARIOS}
     for scenario in SCENARIOS:
@@ -122,12 +134,9 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
         for name in names:
             by_rows.setdefault(id(masks[scenario][name]), []).append(name)
         for shared in by_rows.values():
-            for g, (condition, size, codes) in enumerate(groups):
-                selected = masks[scenario][shared[0]]
-                if codes is not None:
-                    member = np.zeros(n_fp, dtype=bool)
-                    member[codes] = True
-                    selected = selected & member[fingerprint]
+            mask = masks[scenario][shared[0]]
+            for g, (condition, size, group_rows) in enumerate(groups):
+                selected = np.flatnonzero(mask) if group_rows is None else group_rows[mask[group_rows]]
                 group_scores = scores[selected]
                 starts = block_starts(group_scores)
                 for name in shared:
@@ -138,12 +147,12 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
                            "n_target": n_target, "n_nontarget": n_nontarget}
                     if n_target and n_nontarget:
                         row.update(_metric_cells(blocks, points))
-                        if codes is None:
+                        if group_rows is None:
                             interval = percentile_interval(bootstrap_eers(
                                 y, fingerprint[selected], starts, weights)) if bootstrap_resamples else None
                             if interval:
                                 row["eer_ci_low"], row["eer_ci_high"] = (100 * x for x in interval)
-                            p_miss, p_fa = det_points(blocks)
+                            p_miss, p_fa = blocks.det
                             kept = decimate(p_miss, p_fa)
                             curves[scenario].append((name, p_miss[kept], p_fa[kept], row["eer"] / 100))
                     found[(scenario, name, g)] = row

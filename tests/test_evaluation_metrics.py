@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sourcetrace.evaluation import EvaluationRows, evaluate, format_metrics_csv, write_evaluation
-from sourcetrace.metrics import bootstrap, compute_eer, pooled_eers
+from sourcetrace.metrics import bootstrap, compute_eer, det, pooled_eers
 from sourcetrace.metrics.bootstrap import bootstrap_eers, fingerprint_weights, percentile_interval
 from sourcetrace.metrics.det import decimate
 from sourcetrace.metrics.detection import (ScoreBlocks, block_starts, det_points, eer, min_cllr, min_dcf,
@@ -175,6 +175,17 @@ def test_decimate_keeps_ends_and_spaces_points_along_the_curve():
     p_fa = 1 / (1 + np.exp(-np.array([0, 0.001, 0.002, 0.003, 5, 5.001])))
     assert decimate(p_miss, p_fa, max_points=3).tolist() == [0, 4, 5]
     assert decimate(p_miss, p_fa, max_points=6).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_decimate_thins_long_curves_first(monkeypatch):
+    monkeypatch.setattr(det, "CANDIDATES", 3)
+    p_miss = np.full(6, 0.5)
+    p_fa = 1 / (1 + np.exp(-np.array([0, 0.001, 0.002, 0.003, 5, 5.001])))
+    # every 6 // 3 = 2nd point and the last: 0, 2, 4, 5; half the length is reached at point 4
+    assert decimate(p_miss, p_fa, max_points=3).tolist() == [0, 4, 5]
+
+
+def test_decimate_to_at_most_2000_points():
     rng = np.random.default_rng(0)
     p_miss, p_fa = det_points(ScoreBlocks.from_scores(rng.normal(1, 1, 6000), rng.normal(0, 1, 6000)))
     kept = decimate(p_miss, p_fa)

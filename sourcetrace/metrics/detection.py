@@ -44,6 +44,11 @@ class ScoreBlocks:
         return np.diff(self.nontargets_below)
 
     @cached_property
+    def det(self) -> tuple[np.ndarray, np.ndarray]:
+        """`det_points` of these blocks, computed once (every DCF point and the DET curve use it)."""
+        return det_points(self)
+
+    @cached_property
     def pav(self) -> tuple[np.ndarray, np.ndarray]:
         """`pav_blocks` of these blocks, computed once (min Cllr and ROCCH-EER share it)."""
         return pav_blocks(self)
@@ -147,7 +152,7 @@ def eer(blocks: ScoreBlocks) -> tuple[float, float]:
 def min_dcf(blocks: ScoreBlocks, p_target: float, c_miss: float, c_fa: float) -> float:
     """min over thresholds t of (c_miss p P_miss(t) + c_fa (1-p) P_fa(t)) / min(c_miss p, c_fa (1-p)),
     t over every distinct score and beyond the largest (ties never split)."""
-    p_miss, p_fa = det_points(blocks)
+    p_miss, p_fa = blocks.det
     dcf = c_miss * p_target * p_miss + c_fa * (1 - p_target) * p_fa
     return float(dcf.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
 
@@ -160,11 +165,15 @@ def pav_blocks(blocks: ScoreBlocks) -> tuple[np.ndarray, np.ndarray]:
     below boundary k); its vertices are found by removing, round after round, every point
     that is not strictly below the segment joining its current neighbours (such a point is
     never a vertex), with integer cross products, so the result is exact. Collinear runs
-    are pooled too; that changes no calibrated score.
+    are pooled too; that changes no calibrated score. Blocks must be non-empty.
     """
     w = blocks.targets_below + blocks.nontargets_below
     s = blocks.targets_below
-    keep = np.arange(w.size)
+    # first round from the blocks themselves (no gathers): boundary k between blocks k-1 and
+    # k is strictly convex iff block k's target share is larger: t[k-1] n[k] < t[k] n[k-1]
+    t, n = blocks.n_target, blocks.n_nontarget
+    corner = np.flatnonzero(t[:-1] * n[1:] < t[1:] * n[:-1]) + 1
+    keep = np.concatenate([[0], corner, [w.size - 1]])
     while keep.size > 2:
         a, b, c = keep[:-2], keep[1:-1], keep[2:]
         convex = (w[b] - w[a]) * (s[c] - s[a]) - (s[b] - s[a]) * (w[c] - w[a]) > 0

@@ -96,6 +96,29 @@ def _metric_cells(blocks: ScoreBlocks, points) -> dict[str, float]:
     return cells
 
 
+def _bootstrap_weights(fingerprint: np.ndarray, n_fp: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n_fp) multiplicities; every fingerprint with rows is drawn, the same
+    draws serving every scenario and label."""
+    present = np.flatnonzero(np.bincount(fingerprint, minlength=n_fp) > 0)
+    weights = np.zeros((resamples, n_fp), dtype=np.int64)
+    if resamples and present.size:
+        weights[:, present] = fingerprint_weights(present.size, resamples, seed)
+    return weights
+
+
+def _condition_rows(fingerprint: np.ndarray, names: list[str]) -> list[tuple[str, str, np.ndarray]]:
+    """(condition, size, positions of the group's rows in ascending order) per condition group,
+    from one stable sort of the rows' group numbers."""
+    conditions = condition_groups(names)
+    group_of = np.full(len(names), len(conditions), dtype=np.int16)
+    for g, (_, _, codes) in enumerate(conditions):
+        group_of[codes] = g
+    group_of_row = group_of[fingerprint]
+    by_group = np.argsort(group_of_row, kind="stable").astype(np.int32)
+    bounds = np.searchsorted(group_of_row[by_group], np.arange(len(conditions) + 1))
+    return [(c, n, by_group[lo:hi]) for (c, n, _), lo, hi in zip(conditions, bounds[:-1], bounds[1:])]
+
+
 def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points, bootstrap_resamples: int,
              bootstrap_seed: int) -> tuple[list[dict], dict[str, list]]:
     """metrics.csv rows (dicts by column; absent cells are empty) and the DET curves per scenario
@@ -110,23 +133,8 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
     labels = {name: np.asarray(rows.labels[name], dtype=bool)[order] for name in names}
     masks = metrics.scenario_masks(np.asarray(rows.is_known, dtype=bool)[order], labels, unknown_filter)
     del order
-    n_fp = len(rows.fingerprint_names)
-    # every fingerprint with rows is resampled, the same draws for every scenario and label
-    present = np.flatnonzero(np.bincount(fingerprint, minlength=n_fp) > 0)
-    weights = np.zeros((bootstrap_resamples, n_fp), dtype=np.int64)
-    if bootstrap_resamples and present.size:
-        weights[:, present] = fingerprint_weights(present.size, bootstrap_resamples, bootstrap_seed)
-    conditions = condition_groups(rows.fingerprint_names)
-    # the rows of each condition group in score order: one stable sort of group numbers
-    group_of = np.full(n_fp, len(conditions), dtype=np.int16)
-    for g, (_, _, codes) in enumerate(conditions):
-        group_of[codes] = g
-    group_of_row = group_of[fingerprint]
-    by_group = np.argsort(group_of_row, kind="stable")
-    bounds = np.searchsorted(group_of_row[by_group], np.arange(len(conditions) + 1))
-    del group_of_row
-    groups = [("pooled", "pooled", None)] + [(c, n, by_group[lo:hi]) for (c, n, _), lo, hi
-                                             in zip(conditions, bounds[:-1], bounds[1:])]
+    weights = _bootstrap_weights(fingerprint, len(rows.fingerprint_names), bootstrap_resamples, bootstrap_seed)
+    groups = [("pooled", "pooled", None)] + _condition_rows(fingerprint, rows.fingerprint_names)
     found: dict[tuple, dict] = {}
     curves: dict[str, list] = {scenario: [] for scenario in SCENARIOS}
     for scenario in SCENARIOS:

@@ -1,7 +1,7 @@
 """EER, min DCF, min Cllr and ROCCH-EER from *score blocks*, exact and in one pass each.
 
-A `ScoreBlocks` is the distinct scores in ascending order with the number of target and
-non-target scores at each (tied scores form one block). Every metric here depends on the
+A `ScoreBlocks` is the distinct scores in ascending order with the counts of target and
+non-target scores below each (tied scores form one block). Every metric here depends on the
 scores only through their order, so a block view of once-sorted scores serves every label,
 row set and metric, and 30 million scores need a handful of vectorised passes.
 
@@ -10,10 +10,11 @@ P_miss(t) = share of targets scoring below t, P_fa(t) = share of non-targets sco
 above t; block boundary k (k = 0..B, before block k) is the threshold `scores[k]` (k = B:
 beyond the largest), so P_miss = 0, P_fa = 1 at k = 0 and P_miss = 1, P_fa = 0 at k = B.
 
-scikit-learn is not used: `det_curve` / `roc_curve` drop collinear points (fine for plots,
-not the definitions below) and `IsotonicRegression` splits tied scores (its PAV keeps ties
-as separate points unless told otherwise and runs in float); the lower hull below is exact
-in integers and as fast.
+scikit-learn is not used (nor a dependency): `roc_curve(drop_intermediate=False)` gives
+these points but sorts again for each of the ~110 row sets of stage 5, where one sort serves
+them all here; `IsotonicRegression` pools ties as here but fits in floating point, and
+neither gives min Cllr, ROCCH-EER or the reference EER's tie order. The PAV below is exact
+integer arithmetic.
 """
 from __future__ import annotations
 

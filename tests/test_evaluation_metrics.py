@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sourcetrace.evaluation import EvaluationRows, evaluate, format_metrics_csv, write_evaluation
-from sourcetrace.metrics import bootstrap, compute_eer, det, pooled_eers
+from sourcetrace.metrics import bootstrap, compute_eer, det, pooled_eers, scenario_masks
 from sourcetrace.metrics.bootstrap import bootstrap_eers, fingerprint_weights, percentile_interval
 from sourcetrace.metrics.det import decimate
 from sourcetrace.metrics.detection import (ScoreBlocks, block_starts, det_points, eer, min_cllr, min_dcf,
@@ -266,15 +266,22 @@ def test_per_label_filter_counts():
 
 
 def test_architecture_labels_present_and_absent():
-    with_arch = small(AmArchit=np.array([T, T, T, T, T, F, T, T]), VmArchit=np.array([T, T, F, T, F, T, T, T]))
+    with_arch = small(AmArchit=np.array([T, T, T, F, F, F, T, T]), VmArchit=np.array([T, T, F, T, F, T, T, T]))
     table, curves = evaluate(with_arch, unknown_filter="reference", **OPTIONS)
     labels = ["ATK", "AcousticModel", "VocoderModel", "AmArchit", "VmArchit"]
     assert list(dict.fromkeys(r["label"] for r in table)) == labels
-    # known AmArchit pooled: targets r0 r1 r3 r4 r6, no non-target
-    assert cells([r for r in table if r["label"] == "AmArchit"])[0] == ("known", "AmArchit", "pooled", "pooled", 5, 0)
-    assert [c[0] for c in curves["known"]] == ["ATK", "AcousticModel", "VocoderModel", "VmArchit"]
+    am_arch = [r for r in table if r["label"] == "AmArchit" and r["scenario"] == "known"]
+    # known rows r0 r1 r3 r4 r6: targets r0 r1 r6, non-targets r3 r4; group nc-all = r3 r4
+    assert cells(am_arch) == [("known", "AmArchit", "pooled", "pooled", 3, 2), ("known", "AmArchit", "co", "1", 3, 0),
+                              ("known", "AmArchit", "nc", "all", 0, 2)]
+    # sorted .2t .3n .7t .8n .9t: FRR 0 | 1/3 1/3 2/3 2/3 1, FAR 1 | 1 .5 .5 0 0 -> position 2
+    # (FRR 1/3, FAR 1/2) and 3 (2/3, 1/2) are both 1/6 away; in float64 position 3 is nearer
+    assert (am_arch[0]["eer"], am_arch[0]["eer_threshold"]) == (100 * ((2 / 3 + 1 / 2) / 2), 0.7)
+    assert "eer" not in am_arch[2] and "min_cllr" not in am_arch[2]  # a group without targets
+    assert [c[0] for c in curves["known"]] == labels
     table, curves = evaluate(small(), unknown_filter="reference", **OPTIONS)
     assert list(dict.fromkeys(r["label"] for r in table)) == labels[:3]
+    assert [c[0] for c in curves["known"]] == labels[:3]
 
 
 def test_group_and_pooled_values_equal_the_definitions_on_random_rows():
@@ -288,7 +295,6 @@ def test_group_and_pooled_values_equal_the_definitions_on_random_rows():
     for mode in ("reference", "per_label"):
         table, _ = evaluate(rows, unknown_filter=mode, **OPTIONS)
         reference = pooled_eers(rows.scores, rows.is_known, rows.labels, mode)
-        from sourcetrace.metrics import scenario_masks
         masks = scenario_masks(rows.is_known, rows.labels, mode)
         for r in table:
             y = rows.labels[r["label"]]

@@ -88,11 +88,14 @@ def dcf_column(point: tuple[float, float, float]) -> str:
     return "min_dcf_" + "_".join(f"{x:g}" for x in point)
 
 
-def _metric_cells(blocks: ScoreBlocks, points) -> dict[str, float]:
-    value, threshold = eer(blocks)
-    cells = {"eer": 100 * value, "eer_threshold": threshold, "rocch_eer": 100 * rocch_eer(blocks),
-             "min_cllr": min_cllr(blocks)}
-    cells.update({dcf_column(p): min_dcf(blocks, *p) for p in points})
+def _cells(blocks: ScoreBlocks, points) -> dict:
+    """Counts, and every metric when the rows have targets and non-targets."""
+    n_target, n_nontarget = blocks.totals
+    cells = {"n_target": n_target, "n_nontarget": n_nontarget}
+    if n_target and n_nontarget:
+        value, threshold = eer(blocks)
+        cells.update({"eer": 100 * value, "eer_threshold": threshold, "rocch_eer": 100 * rocch_eer(blocks),
+                      "min_cllr": min_cllr(blocks), **{dcf_column(p): min_dcf(blocks, *p) for p in points}})
     return cells
 
 
@@ -150,19 +153,15 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
                 for name in shared:
                     y = labels[name][selected]
                     blocks = ScoreBlocks.from_sorted(group_scores, y, starts)
-                    n_target, n_nontarget = blocks.totals
                     row = {"scenario": scenario, "label": name, "condition": condition, "enroll_size": size,
-                           "n_target": n_target, "n_nontarget": n_nontarget}
-                    if n_target and n_nontarget:
-                        row.update(_metric_cells(blocks, points))
-                        if group_rows is None:
-                            interval = percentile_interval(bootstrap_eers(
-                                y, fingerprint[selected], starts, weights)) if bootstrap_resamples else None
-                            if interval:
-                                row["eer_ci_low"], row["eer_ci_high"] = (100 * x for x in interval)
-                            p_miss, p_fa = blocks.det
-                            kept = decimate(p_miss, p_fa)
-                            curves[scenario].append((name, p_miss[kept], p_fa[kept], row["eer"] / 100))
+                           **_cells(blocks, points)}
+                    if group_rows is None and "eer" in row:  # pooled: interval and DET curve
+                        interval = percentile_interval(bootstrap_eers(y, fingerprint[selected], starts, weights))
+                        if interval:
+                            row["eer_ci_low"], row["eer_ci_high"] = (100 * x for x in interval)
+                        p_miss, p_fa = blocks.det
+                        kept = decimate(p_miss, p_fa)
+                        curves[scenario].append((name, p_miss[kept], p_fa[kept], row["eer"] / 100))
                     found[(scenario, name, g)] = row
     table = [found[(s, name, g)] for s in SCENARIOS for name in names for g in range(len(groups))]
     return table, curves

@@ -33,6 +33,8 @@ def bootstrap_eers(sorted_labels: np.ndarray, sorted_fingerprints: np.ndarray, s
     ascending score order, `starts` the first row of every run of tied scores
     (`block_starts`), `weights` (R, F) the fingerprint multiplicities of each resample.
     """
+    if weights.shape[0] == 0:
+        return np.zeros(0)
     n = sorted_labels.size
     n_fp = weights.shape[1]
     # grid boundaries at block starts, about GRID_ROWS apart, from 0 to n

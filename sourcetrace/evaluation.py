@@ -110,8 +110,8 @@ def _bootstrap_weights(fingerprint: np.ndarray, n_fp: int, resamples: int, seed:
 
 
 def _condition_rows(fingerprint: np.ndarray, names: list[str]) -> list[tuple[str, str, np.ndarray]]:
-    """(condition, size, positions of the group's rows in ascending order) per condition group,
-    from one stable sort of the rows' group numbers."""
+    """(condition, size, positions of the group's rows in ascending order) per condition group
+    that has rows, from one stable sort of the rows' group numbers."""
     conditions = condition_groups(names)
     group_of = np.full(len(names), len(conditions), dtype=np.int16)
     for g, (_, _, codes) in enumerate(conditions):
@@ -119,7 +119,7 @@ def _condition_rows(fingerprint: np.ndarray, names: list[str]) -> list[tuple[str
     group_of_row = group_of[fingerprint]
     by_group = np.argsort(group_of_row, kind="stable").astype(np.int32)
     bounds = np.searchsorted(group_of_row[by_group], np.arange(len(conditions) + 1))
-    return [(c, n, by_group[lo:hi]) for (c, n, _), lo, hi in zip(conditions, bounds[:-1], bounds[1:])]
+    return [(c, n, by_group[lo:hi]) for (c, n, _), lo, hi in zip(conditions, bounds[:-1], bounds[1:]) if hi > lo]
 
 
 def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points, bootstrap_resamples: int,

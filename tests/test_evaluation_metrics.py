@@ -255,6 +255,12 @@ def test_metrics_rows_layout_and_counts_reference_filter():
     assert all(("eer_ci_low" in r) == (r["condition"] == "pooled") for r in table if "eer" in r)
 
 
+def test_fingerprints_without_rows_make_no_group():
+    rows = EvaluationRows(**{**SMALL, "fingerprint_names": NAMES + ["AA05-nc-1000"]})
+    table, _ = evaluate(rows, unknown_filter="reference", **OPTIONS)
+    assert cells(table) == cells(evaluate(small(), unknown_filter="reference", **OPTIONS)[0])
+
+
 def test_per_label_filter_counts():
     table, _ = evaluate(small(), unknown_filter="per_label", **OPTIONS)
     unknown = {c[1:4]: c[4:] for c in cells(table) if c[0] == "unknown"}

@@ -67,15 +67,24 @@ def table(output_dir: Path, systems: list[str], paper: bool = False) -> str:
     """The pooled EER text table: one line per system (and its paper line with `paper`)."""
     lines = [f"{'pooled EER (%)':24s}{'known ATK':>10s}{'AM':>7s}{'VM':>7s}{'unknown ATK':>13s}{'AM':>7s}{'VM':>7s}"]
 
-    def row(label: str, known: tuple, unknown: tuple) -> str:
-        return f"{label:24s}{known[0]:10.2f}{known[1]:7.2f}{known[2]:7.2f}{unknown[0]:13.2f}{unknown[1]:7.2f}{unknown[2]:7.2f}"
+    def row(label: str, known: tuple, unknown: tuple, sign: str = "") -> str:
+        k, u = [f"{v:{sign}.2f}" for v in known], [f"{v:{sign}.2f}" for v in unknown]
+        return f"{label:24s}{k[0]:>10s}{k[1]:>7s}{k[2]:>7s}{u[0]:>13s}{u[1]:>7s}{u[2]:>7s}"
 
     for system in systems:
         folder = system_dir(output_dir, system)
-        lines.append(row(system, read_pooled(folder / "pooled_eer_kn.csv"), read_pooled(folder / "pooled_eer_ukn.csv")))
+        known, unknown = read_pooled(folder / "pooled_eer_kn.csv"), read_pooled(folder / "pooled_eer_ukn.csv")
+        lines.append(row(system, known, unknown))
         if paper and system in PAPER:
             lines.append(row("  paper (STOPA)", PAPER[system]["known"], PAPER[system]["unknown"]))
+            lines.append(row("  ours - paper", *difference(known + unknown, system), sign="+"))
     return "\n".join(lines)
+
+
+def difference(ours: tuple, system: str) -> tuple[tuple, tuple]:
+    """Ours minus the paper's Table 4, per cell (known ATK/AM/VM, unknown ATK/AM/VM)."""
+    delta = tuple(round(a - b, 2) for a, b in zip(ours, PAPER[system]["known"] + PAPER[system]["unknown"]))
+    return delta[:3], delta[3:]
 
 
 def _number(cell: str, digits: int = 2) -> str:
@@ -102,6 +111,7 @@ def markdown(output_dir: Path, systems: list[str], paper: bool, report_path: Pat
         rows.append([system, *(f"{v:.2f}" for v in pooled)])
         if paper and system in PAPER:
             rows.append([f"{system}, paper", *(f"{v:.2f}" for v in PAPER[system]["known"] + PAPER[system]["unknown"])])
+            rows.append([f"{system}, ours - paper", *(f"{v:+.2f}" for part in difference(pooled, system) for v in part)])
         metrics[system] = read_metrics(folder / "metrics.csv")
     out += _markdown_table(header, rows)
     for system in systems:

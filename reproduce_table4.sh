@@ -7,7 +7,8 @@
 # DATABASE_PATH is the STOPA corpus root (audio under wav/<ATK>/{dev,eval}/); its protocols are
 # read from protocols_fingerprint_extraction/ and protocols_trials_extended/ here, or from
 # folders of those names inside DATABASE_PATH when it has them (as Mini-STOPA does).
-# OUTPUT_DIR defaults to table4_outputs. Arguments after -- go to every stage, e.g.
+# OUTPUT_DIR defaults to table4_outputs. SYSTEMS="AASIST_CM AASIST_STOPA" limits the systems.
+# Arguments after -- go to every stage, e.g.
 #   ./reproduce_table4.sh mini_stopa/corpus runs/t4 -- --set reference_trial_file=AA01-co-10 --device cpu
 set -euo pipefail
 usage="usage: $0 DATABASE_PATH [OUTPUT_DIR] [-- EXTRA STAGE ARGUMENTS]"
@@ -33,8 +34,9 @@ if [ -d "$db/protocols_fingerprint_extraction" ] && [ -d "$db/protocols_trials_e
 fi
 systems=()
 start=$(date +%s)
-for system in AASIST_CM AASIST_STOPA ResNet-34_STOPA; do
+for system in ${SYSTEMS:-AASIST_CM AASIST_STOPA ResNet-34_STOPA}; do
   config=config/table4/$system.conf
+  [ -f "$config" ] || { echo "error: $config: no Table 4 system $system" >&2; exit 2; }
   checkpoint=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["model_path"])' "$config")
   if [ ! -f "$checkpoint" ]; then
     echo "skipping $system: its checkpoint $checkpoint is not there (README.md, 'Reproducing Table 4')"

@@ -74,7 +74,7 @@ def inputs(cfg) -> dict:
     from ..provenance import file_digest
     p = plan(cfg)
     return {**model_identity(cfg), "trial_protocols": {f.name: file_digest(f) for f in p.files},
-            "audio": audio_identity(u.path for u in p.utterances)}
+            "audio": audio_identity(p.utterances)}
 
 
 def run(ctx) -> StageResult | None:

@@ -35,6 +35,7 @@ NOT_IDENTITY = {"system", "output_dir", "device", "num_workers", "chunk_size", "
                 "enroll_protocol_dir", "trial_protocol_dir", "enroll_audio", "trial_audio"}
 _digests: dict[tuple, str] = {}
 STAGED_RECORD = ".record.json"
+NOT_RUN = "no record of it"
 STAGED_MANIFEST = ".skipped.csv"
 
 
@@ -122,7 +123,7 @@ class Checker:
         """None when stage `number` is current, else why not (one clause)."""
         record = load_record(self.paths, number)
         if record is None:
-            return "it has not run for this system and output folder (no record)"
+            return NOT_RUN
         if not self.outputs_intact(record):
             return "its outputs were changed or removed after it ran"
         current = self.identity(number)

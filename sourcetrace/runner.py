@@ -116,6 +116,9 @@ def _check_upstream(stage: Stage, checker: provenance.Checker, allow_stale: bool
             return {}
     for u in closure(stage.number):
         problem = checker.problem(u, as_upstream=True)
+        if problem == provenance.NOT_RUN:
+            raise StageError(f"{STAGES[u].hint} has not run for {checker.paths.system} in {checker.paths.output_dir} "
+                             f"({problem}); run {STAGES[u].script} first")
         if problem and not allow_stale:
             raise StageError(f"{STAGES[u].hint} is out of date for {checker.paths.system} in "
                              f"{checker.paths.output_dir}: {problem}; run {STAGES[u].script} first "

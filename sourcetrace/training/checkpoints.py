@@ -12,6 +12,7 @@ was trained under so that a changed config starts afresh. Both load with `weight
 """
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
@@ -29,8 +30,12 @@ def classes_path(checkpoint: Path) -> Path:
 
 
 def _save(obj, path: Path) -> None:
+    # through a buffer: torch.save names the zip archive inside after the file it writes,
+    # and the temporary name differs from run to run
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def save_best(path: Path, arch: str, state: dict, classes: list[str], epoch: int, system: str,

@@ -1,0 +1,300 @@
+"""Stage 0 (training): recipes, resume, data-parallel runs and bad input, on a tiny synthetic set.
+
+Three classes of harmonic tones (tests/corpus.py's AA01, AA03, AA05), a few utterances
+each, and tiny configurations of both architectures keep every run to seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import models
+from corpus import _tone
+from sourcetrace.errors import StageError
+from sourcetrace.ranks import World
+from sourcetrace.training import checkpoints, data, recipes, stage
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["AA01", "AA03", "AA05"]
+TINY = {
+    "AASIST": ({"architecture": "AASIST", "nb_samp": 4000, "first_conv": 64,
+                "filts": [20, [1, 8], [8, 8], [8, 16], [16, 16]], "gat_dims": [16, 8],
+                "pool_ratios": [0.5, 0.7, 0.5, 0.5], "temperatures": [2.0, 2.0, 100.0, 100.0]},
+               {"crop_samples": 4000}),
+    "ResNet34": ({"architecture": "ResNet34", "n_mels": 40, "blocks": [1, 1, 1, 1], "channels": [4, 4, 8, 8],
+                  "embedding_dim": 16}, {"crop_frames": 50}),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """8 utterances of each class under db/<ATK>/<file>.wav and their protocol train.txt."""
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    lines = []
+    for attack in CLASSES:
+        for i in range(8):
+            name = f"{attack}_T_{i:04d}"
+            path = root / "db" / attack / f"{name}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, _tone(rng, attack, rng.uniform(0.3, 0.8)), 16000)
+            lines.append(f"spk{i % 3} {name} - {attack} spoof")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def config(corpus: Path, arch: str, out: Path, protocol: Path | None = None, **train) -> dict:
+    model_config, crop = TINY[arch]
+    return {"system": f"tiny_{arch}", "output_dir": str(out), "model_config": model_config,
+            "database_path": str(corpus / "db"), "train_protocol": str(protocol or corpus / "train.txt"),
+            "train_audio": "{database_path}/{attack}/{file}.wav", "dev_protocol": None, "dev_fraction": 0.25,
+            "train_target": "attack", "device": "cpu", "precision": "fp32", "on_error": "fail",
+            "train": {"epochs": 2, "batch_size": 6, "num_workers": 0, "lr": 3e-3, **crop, **train}}
+
+
+def run_body(cfg: dict):
+    """Call the stage body in this process with a minimal context (outputs written in place)."""
+    out = Path(cfg["output_dir"])
+
+    def output(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Path(path)
+    ctx = SimpleNamespace(cfg=cfg, world=World(), force=False, output=output, work_dir=out / ".work",
+                          paths=SimpleNamespace(training_dir=out / f"{cfg['system']}_training"))
+    return stage.run(ctx)
+
+
+DRIVER = """
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+from sourcetrace import ranks
+from sourcetrace.training import stage
+cfg = json.loads(Path(sys.argv[1]).read_text())
+out = Path(cfg["output_dir"])
+def output(path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return Path(path)
+world = ranks.init_world("cpu")
+stage.run(SimpleNamespace(cfg=cfg, world=world, force=False, output=output, work_dir=out / ".work",
+                          paths=SimpleNamespace(training_dir=out / (cfg["system"] + "_training"))))
+ranks.shutdown(world)
+"""
+
+
+def run_script(cfg: dict, tmp: Path, env: dict | None = None, nproc: int = 1) -> subprocess.CompletedProcess:
+    cfg_path = tmp / f"{cfg['system']}.json"
+    cfg_path.write_text(json.dumps(cfg))
+    driver = tmp / "driver.py"
+    driver.write_text(DRIVER)
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+                if nproc > 1 else [sys.executable])
+    return subprocess.run(launcher + [str(driver), str(cfg_path)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, timeout=600)
+
+
+def history(path: Path) -> list[dict]:
+    import csv
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+# ---------------------------------------------------------------- protocol and split
+
+def test_protocol_rows_keep_file_and_line(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text("s1 F1 - AA11 spoof\n\ns2 F2 - bonafide bonafide\n")
+    rows = data.read_protocol(path)
+    assert [(r.line, r.file, r.target("attack"), r.target("label")) for r in rows] == [
+        (1, "F1", "AA11", "spoof"), (3, "F2", "bonafide", "bonafide")]
+
+
+def test_wrong_column_count_names_the_line(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text("s1 F1 - AA11 spoof\ns2 F2 AA11 spoof\n")
+    with pytest.raises(StageError, match=rf"^{path}:2: 4 columns; a training protocol row has 5"):
+        data.read_protocol(path)
+
+
+def test_dev_split_is_stratified_and_seeded(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text("".join(f"s F{i} - {'A' if i < 10 else 'B'} spoof\n" for i in range(13)))
+    rows = data.read_protocol(path)
+    train, dev = data.dev_split(rows, 0.1, 7, "attack")
+    # A: round(1.0) = 1 of 10; B: round(0.3) = 0, raised to 1 of 3
+    assert sorted(r.attack for r in dev) == ["A", "B"]
+    assert len(train) == 11 and not {r.line for r in train} & {r.line for r in dev}
+    assert [r.line for r in train] == sorted(r.line for r in train)
+    assert data.dev_split(rows, 0.1, 7, "attack") == (train, dev)
+    assert data.dev_split(rows, 0.1, 8, "attack") != (train, dev)  # another seed, another draw
+    assert len(data.dev_split(rows, 0.5, 7, "attack")[1]) == 5 + 2  # 5 of A, round(1.5) = 2 of B
+
+
+def test_class_with_one_utterance_cannot_be_split(tmp_path):
+    path = tmp_path / "p.txt"
+    path.write_text("s F1 - A spoof\ns F2 - A spoof\ns F3 - B spoof\n")
+    with pytest.raises(StageError, match=rf"^{path}:3: class 'B' has 1 utterance; a dev split"):
+        data.dev_split(data.read_protocol(path), 0.1, 0, "attack")
+
+
+def test_crop_repeats_short_and_cuts_long_waves():
+    wave = np.arange(5, dtype=np.float32)
+    assert data.crop(wave, 12, None).tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]
+    assert data.crop(wave, 3, None).tolist() == [0, 1, 2]
+    starts = {data.crop(wave, 3, np.random.default_rng(s))[0] for s in range(40)}
+    assert starts == {0, 1, 2}  # every start a 3-sample crop of 5 samples can have
+
+
+# ---------------------------------------------------------------- recipes
+
+def test_recipe_defaults_are_the_published_ones():
+    a, r = recipes.TRAIN_DEFAULTS["AASIST"], recipes.TRAIN_DEFAULTS["ResNet34"]
+    assert (a["optimizer"], a["lr"], a["betas"], a["weight_decay"], a["scheduler"], a["lr_min"], a["batch_size"],
+            a["crop_samples"], a["epochs"]) == ("adam", 1e-4, [0.9, 0.999], 1e-4, "cosine", 5e-6, 24, 64600, 100)
+    assert (r["optimizer"], r["lr"], r["weight_decay"], r["batch_size"], r["crop_frames"], r["am_scale"],
+            r["am_margin"], r["epochs"]) == ("adamw", 1e-3, 0.1, 64, 350, 30.0, 0.2, 100)
+
+
+def test_am_softmax_loss_by_hand():
+    loss = recipes.loss_function(recipes.TRAIN_DEFAULTS["ResNet34"], CLASSES)
+    cosines = torch.tensor([[0.5, 0.1, -0.2]])
+    # target 1: logits 30 * 0.5, 30 * (0.1 - 0.2), 30 * -0.2
+    z = np.array([15.0, -3.0, -6.0])
+    expected = -(z[1] - np.log(np.exp(z).sum()))  # 18.0000000158
+    assert float(loss(cosines, torch.tensor([1]))) == pytest.approx(expected, rel=1e-6)
+
+
+def test_class_weights_must_name_training_classes():
+    settings = {**recipes.TRAIN_DEFAULTS["AASIST"], "class_weights": {"spoof": 0.1, "bonafide": 0.9}}
+    weighted = recipes.loss_function(settings, ["bonafide", "spoof"])
+    logits, targets = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1])
+    assert float(weighted(logits, targets)) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, targets)))
+    with pytest.raises(StageError, match="'train.class_weights' names spoof, not a class"):
+        recipes.loss_function(settings, ["AA01", "bonafide"])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("epochs", 0, "'train.epochs' is 0; expected an integer >= 1"),
+    ("crop_frames", 100, "'train.crop_frames' is not a setting of the AASIST recipe"),
+    ("optimizer", "sgd", "'train.optimizer' is 'sgd'; expected one of adam, adamw"),
+    ("lr_min", 1.0, r"'train.lr_min' \(1.0\) exceeds 'train.lr'"),
+])
+def test_train_section_validation_names_the_key(corpus, tmp_path, key, value, message):
+    cfg = config(corpus, "AASIST", tmp_path)
+    cfg["train"][key] = value
+    with pytest.raises(StageError, match=message):
+        recipes.validate_train_section(cfg)
+
+
+def test_top_level_validation_names_the_key(corpus, tmp_path):
+    cfg = {**config(corpus, "ResNet34", tmp_path), "train_target": "speaker"}
+    with pytest.raises(StageError, match="'train_target' is 'speaker'; expected one of attack, label"):
+        recipes.validate_train_section(cfg)
+
+
+# ---------------------------------------------------------------- training runs
+
+def test_loss_falls_on_a_separable_set(corpus, tmp_path):
+    cfg = config(corpus, "AASIST", tmp_path, epochs=4, batch_size=6)
+    result = run_body(cfg)
+    rows = history(tmp_path / "tiny_AASIST_training" / "history.csv")
+    losses = [float(r["train_loss"]) for r in rows]
+    assert len(rows) == 4 and losses[-1] < 0.7 * losses[0], losses
+    assert float(rows[-1]["train_accuracy"]) > 0.8
+    assert [p.name for p in result.outputs] == ["best.pth", "best.classes.txt", "last.pt", "history.csv"]
+    assert result.skipped == [] and result.work == [tmp_path / ".work" / "train"]
+
+
+@pytest.mark.parametrize("arch", ["AASIST", "ResNet34"])
+def test_best_checkpoint_loads_in_the_extraction_stages(corpus, tmp_path, arch):
+    cfg = config(corpus, arch, tmp_path, epochs=1)
+    run_body(cfg)
+    best = tmp_path / f"tiny_{arch}_training" / "best.pth"
+    model = models.load_model(cfg["model_config"], best, "full")  # strict=True
+    assert (tmp_path / f"tiny_{arch}_training" / "best.classes.txt").read_text().split() == CLASSES
+    raw = torch.load(best, weights_only=True)
+    if arch == "ResNet34":  # the ASVspoof 5 toolkit's dict
+        assert raw["classes"] == CLASSES and raw["epochs"] == 1 and set(raw["model"]) == set(model.state_dict())
+    else:  # clovaai/aasist's plain state dict
+        assert set(raw) == set(model.state_dict())
+    emb, logits = model(torch.from_numpy(sf.read(corpus / "db" / "AA03" / "AA03_T_0000.wav", dtype="float32")[0])[None])
+    assert logits.shape == (1, 3) and emb.shape == (1, model.embedding_dim)
+
+
+def test_kill_and_resume_is_bitwise_identical(corpus, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    cfg = config(corpus, "ResNet34", whole, epochs=3, num_workers=1)
+    assert run_script(cfg, tmp_path).returncode == 0
+    cfg_k = {**cfg, "output_dir": str(killed)}
+    # 18 training utterances, batches of 6: 3 steps an epoch; step 5 is inside epoch 2
+    first = run_script(cfg_k, tmp_path, env={"SOURCETRACE_TEST_KILL_AT_STEP": "5"})
+    assert first.returncode == -9 and not (killed / "tiny_ResNet34_training").exists()
+    assert torch.load(killed / ".work" / "train" / "last.pt", weights_only=True)["epoch"] == 1
+    second = run_script(cfg_k, tmp_path)
+    assert second.returncode == 0 and "resuming tiny_ResNet34 after epoch 1 of 3" in second.stdout
+    a, b = whole / "tiny_ResNet34_training", killed / "tiny_ResNet34_training"
+    assert (a / "best.pth").read_bytes() == (b / "best.pth").read_bytes()
+    columns = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr")
+    assert [[r[c] for c in columns] for r in history(a / "history.csv")] == \
+           [[r[c] for c in columns] for r in history(b / "history.csv")]
+
+
+def test_two_processes_with_gloo(corpus, tmp_path):
+    cfg = config(corpus, "AASIST", tmp_path, epochs=2, batch_size=6)
+    done = run_script(cfg, tmp_path, nproc=2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("epoch 2/2: train loss") == 1  # rank 0 alone reports and writes
+    rows = history(tmp_path / "tiny_AASIST_training" / "history.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    models.load_model(cfg["model_config"], tmp_path / "tiny_AASIST_training" / "best.pth")
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_missing_audio_fails_naming_the_protocol_line(corpus, tmp_path):
+    protocol = tmp_path / "p.txt"
+    protocol.write_text((corpus / "train.txt").read_text() + "spk0 AA01_T_9999 - AA01 spoof\n")
+    with pytest.raises(StageError, match=rf"^{protocol}:25: .*AA01_T_9999.wav: audio file not found$"):
+        run_body(config(corpus, "ResNet34", tmp_path, protocol))
+
+
+def test_unusable_audio_is_skipped_under_on_error_skip(corpus, tmp_path):
+    protocol = tmp_path / "p.txt"
+    bad = corpus / "db" / "AA05" / "AA05_T_bad.wav"
+    bad.write_bytes(b"RIFF not audio")
+    protocol.write_text((corpus / "train.txt").read_text() + "spk0 AA05_T_bad - AA05 spoof\n")
+    cfg = {**config(corpus, "ResNet34", tmp_path, protocol, epochs=1), "on_error": "skip"}
+    result = run_body(cfg)
+    assert [(s.stage, s.line, s.attack, s.file) for s in result.skipped] == [(0, 25, "AA05", "AA05_T_bad")]
+    assert "not a readable audio file" in result.skipped[0].reason
+
+
+def test_init_checkpoint_with_other_classes(corpus, tmp_path):
+    cfg = config(corpus, "AASIST", tmp_path / "a", epochs=1)
+    run_body(cfg)
+    best = tmp_path / "a" / "tiny_AASIST_training" / "best.pth"
+    names = best.with_suffix(".classes.txt")
+    names.write_text("AA01\nAA04\nAA05\n")
+    with pytest.raises(StageError, match=rf"^{names}:2: class 'AA04', the training protocol's class 2 is 'AA03'$"):
+        run_body(config(corpus, "AASIST", tmp_path / "b", epochs=1, init=str(best)))
+    names.write_text("AA01\nAA03\n")
+    with pytest.raises(StageError, match=rf"^{names}:3: lists 2 classes, the head of best.pth has 3$"):
+        run_body(config(corpus, "AASIST", tmp_path / "b", epochs=1, init=str(best)))
+    # a new head for other classes: everything else is the checkpoint's
+    protocol = tmp_path / "two.txt"
+    protocol.write_text("".join(l + "\n" for l in (corpus / "train.txt").read_text().splitlines() if "AA05" not in l))
+    with pytest.raises(StageError, match=rf"^{best}: its head has 3 classes, the training protocol has 2"):
+        run_body(config(corpus, "AASIST", tmp_path / "c", protocol, epochs=1, init=str(best)))
+    model = models.ARCHITECTURES["AASIST"](cfg["model_config"], 2)
+    checkpoints.init_from(model, "AASIST", cfg["model_config"], best, ["AA01", "AA03"], with_head=False)
+    source = torch.load(best, weights_only=True)
+    assert torch.equal(model.state_dict()["pos_S"], source["pos_S"])

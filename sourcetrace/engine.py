@@ -33,7 +33,6 @@ import ctypes
 import hashlib
 import json
 import logging
-import shutil
 import sys
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +89,12 @@ class Utterance:
     attack: str
     file: str
     path: Path
-    source: str  # "<protocol>:<line>", for messages
+    protocol: Path  # the protocol file and 1-based line that listed it first
+    line: int
+
+    @property
+    def source(self) -> str:
+        return f"{self.protocol}:{self.line}"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -103,6 +107,7 @@ class Extraction:
 
     embeddings: np.ndarray
     failed: dict[int, str] = field(default_factory=dict)
+    work: Path | None = None  # chunk folder; the caller removes it once its outputs are committed
 
 
 def resolve_device(name: str) -> torch.device:
@@ -240,7 +245,8 @@ class Extractor:
 
     def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device,
                  on_error: str = "fail", signature: str = "", chunk_size: int = 512,
-                 precision: str = "fp32", decoder: str = "auto", max_forward_samples: int | None = -1):
+                 precision: str = "fp32", decoder: str = "auto", max_forward_samples: int | None = -1,
+                 max_seconds: float | None = None, world=None):
         if precision not in PRECISIONS:
             raise StageError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
         if decoder not in DECODERS:
@@ -372,13 +378,7 @@ class Extractor:
                     failed.update(chunk_failed)
                     chunk_indices, chunk_failed = [], {}
             self._collect(out)
-        shutil.rmtree(work, ignore_errors=True)
-        for folder in (work.parent, work.parent.parent):  # leave no empty work folders behind
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-        return Extraction(out, failed)
+        return Extraction(out, failed, work)
 
     def _forward(self, ready: list[tuple[int, torch.Tensor]], out: np.ndarray) -> None:
         if not ready:

@@ -22,7 +22,6 @@ from ..audio import AudioError, decode_audio, load_audio
 from ..errors import StageError
 
 COLUMNS = ("SPEAKER", "FILE", "-", "ATTACK", "LABEL")
-TARGETS = ("attack", "label")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import csv
 import io
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +32,11 @@ from tqdm import tqdm
 
 from ..ranks import World
 from ..store import write_text
+from ..testhooks import kill_point
 from . import checkpoints, recipes
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "lr", "seconds",
                    "utterances_per_s")
-KILL_HOOK = "SOURCETRACE_TEST_KILL_AT_STEP"  # tests only: SIGKILL this process before that global step
 log = logging.getLogger(__name__)
 
 
@@ -109,9 +108,21 @@ def evaluate(job: Job, module: torch.nn.Module, loss_fn, batch: int) -> tuple[fl
 def fit(job: Job) -> list[dict]:
     """Train for `train.epochs` epochs (or what is left of them); rank 0 keeps `work`
     up to date. Returns the history (one dict per epoch)."""
-    s, world = job.settings, job.world
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    # CUDA's cuBLAS is deterministic only with a fixed workspace (read when cuBLAS starts)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
+    try:
+        return _fit(job)
+    finally:  # the process may go on to other work (tests, a notebook)
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _fit(job: Job) -> list[dict]:
+    s, world = job.settings, job.world
     per_rank = s["batch_size"] // world.size
     model = job.model.to(job.device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -133,7 +144,6 @@ def fit(job: Job) -> list[dict]:
     if world.distributed:
         module = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[job.device.index] if job.device.type == "cuda" else None)
-    kill_at = int(os.environ.get(KILL_HOOK, "0"))
     quiet = not world.is_main or logging.getLogger().getEffectiveLevel() > logging.INFO
 
     for epoch in range(start, s["epochs"]):
@@ -150,8 +160,7 @@ def fit(job: Job) -> list[dict]:
         module.train()
         bar = tqdm(loader, desc=f"{job.system} epoch {epoch + 1}/{s['epochs']}", unit="batch", disable=quiet)
         for step, (waves, targets) in enumerate(bar, start=epoch * steps_per_epoch + 1):
-            if step == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
+            kill_point(f"train-step-{step}")  # tests: SOURCETRACE_TEST_KILL_AT=train-step-N
             waves, targets = waves.to(job.device, non_blocking=True), targets.to(job.device, non_blocking=True)
             with _autocast(job):
                 _, logits = module(waves)

@@ -1,4 +1,4 @@
-"""The training recipes: every hyper-parameter, its default, its check, and what it builds.
+"""The training recipes: what each builds from its settings (optimizer, schedule, loss, masking).
 
 - AASIST, after clovaai/aasist (`config/AASIST.conf`, `main.py`): Adam (lr 1e-4, betas
   0.9/0.999, weight decay 1e-4), cosine annealing per step down to 5e-6, batch 24, random
@@ -13,7 +13,7 @@
   (torchaudio), constant learning rate, 100 epochs. The toolkit's noise, reverberation and
   codec augmentation is not reproduced.
 
-`train_settings(cfg)` is the config's `train` section over the architecture's defaults.
+The defaults and checks of every setting are in settings.py.
 """
 from __future__ import annotations
 
@@ -24,96 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import StageError
-from .data import TARGETS
-
-_COMMON = {"epochs": 100, "seed": 1234, "init": None, "init_head": True, "betas": [0.9, 0.999],
-           "num_workers": 2}
-TRAIN_DEFAULTS = {
-    "AASIST": {**_COMMON, "batch_size": 24, "optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-4,
-               "scheduler": "cosine", "lr_min": 5e-6, "crop_samples": 64600, "class_weights": None},
-    "ResNet34": {**_COMMON, "batch_size": 64, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.1,
-                 "scheduler": "constant", "lr_min": 0.0, "crop_frames": 350, "am_scale": 30.0,
-                 "am_margin": 0.2, "freq_mask": 10, "time_mask": 40},
-}
-# the top-level keys of stage 0 (besides model_config, database_path, device, precision, on_error)
-TOP_LEVEL_DEFAULTS = {"train_protocol": None, "train_audio": "{database_path}/wav/{attack}/train/{file}.flac",
-                      "dev_protocol": None, "dev_fraction": 0.1, "train_target": "attack"}
-OPTIMIZERS = ("adam", "adamw")
-SCHEDULERS = ("cosine", "constant")
-
-
-def architecture(cfg) -> str:
-    arch = cfg["model_config"].get("architecture")
-    if arch not in TRAIN_DEFAULTS:
-        raise StageError(f"model_config.architecture is {arch!r}; training knows {', '.join(TRAIN_DEFAULTS)}")
-    return arch
-
-
-def train_settings(cfg) -> dict:
-    """The `train` section with the architecture's defaults for every key it leaves out."""
-    section = cfg["train"] if cfg["train"] is not None else {}
-    if not isinstance(section, dict):
-        raise StageError("'train' must be an object")
-    return {**TRAIN_DEFAULTS[architecture(cfg)], **section}
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_CHECKS = {  # key: (test, what it must be)
-    "epochs": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
-    "batch_size": (lambda v: _int(v) and v >= 2, "an integer >= 2 (BatchNorm needs 2 utterances)"),
-    "seed": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
-    "init": (lambda v: v is None or (isinstance(v, str) and v != ""), "null or a checkpoint path"),
-    "init_head": (lambda v: isinstance(v, bool), "true or false"),
-    "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-    "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "betas": (lambda v: isinstance(v, list) and len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v),
-              "two numbers in [0, 1)"),
-    "weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "scheduler": (lambda v: v in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}"),
-    "lr_min": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "num_workers": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
-    "crop_samples": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
-    "class_weights": (lambda v: v is None or (isinstance(v, dict) and all(_number(w) and w > 0 for w in v.values())),
-                      "null or an object {class: weight > 0}"),
-    "crop_frames": (lambda v: _int(v) and v >= 3, "an integer >= 3"),
-    "am_scale": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "am_margin": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "freq_mask": (lambda v: _int(v) and v >= 0, "an integer >= 0 (0: no frequency masking)"),
-    "time_mask": (lambda v: _int(v) and v >= 0, "an integer >= 0 (0: no time masking)"),
-}
-_TOP_CHECKS = {
-    "train_protocol": (lambda v: v is None or (isinstance(v, str) and v != ""), "a protocol path"),
-    "train_audio": (lambda v: isinstance(v, str) and "{file}" in v, "a path template containing {file}"),
-    "dev_protocol": (lambda v: v is None or (isinstance(v, str) and v != ""), "null or a protocol path"),
-    "dev_fraction": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1) (0: no dev set, the last epoch is kept)"),
-    "train_target": (lambda v: v in TARGETS, f"one of {', '.join(TARGETS)}"),
-}
-
-
-def validate_train_section(cfg) -> None:
-    """Check stage 0's top-level keys and every `train.*` key; a StageError names the key."""
-    for key, (test, what) in _TOP_CHECKS.items():
-        if not test(cfg[key]):
-            raise StageError(f"'{key}' is {cfg[key]!r}; expected {what}")
-    settings = train_settings(cfg)
-    arch = architecture(cfg)
-    for key, value in settings.items():
-        if key not in _CHECKS or key not in TRAIN_DEFAULTS[arch]:
-            raise StageError(f"'train.{key}' is not a setting of the {arch} recipe; its settings: "
-                             f"{', '.join(TRAIN_DEFAULTS[arch])}")
-        test, what = _CHECKS[key]
-        if not test(value):
-            raise StageError(f"'train.{key}' is {value!r}; expected {what}")
-    if settings["lr_min"] > settings["lr"]:
-        raise StageError(f"'train.lr_min' ({settings['lr_min']}) exceeds 'train.lr' ({settings['lr']})")
-
 
 def crop_samples(settings: dict, model: nn.Module) -> int:
     """Training crop length in samples (ResNet-34's frames at its 10 ms shift)."""

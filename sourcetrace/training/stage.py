@@ -20,9 +20,8 @@ import models
 from ..errors import StageError
 from ..results import Skip, StageResult
 from . import checkpoints, data, loop, recipes
+from .settings import architecture, train_settings, validate_train_section
 
-PARAMS = ("model_config", "database_path", "train_protocol", "train_audio", "dev_protocol", "dev_fraction",
-          "train_target", "train", "device", "precision", "on_error", "system")
 OUTPUTS = ("best.pth", "best.classes.txt", "last.pt", "history.csv")
 
 
@@ -40,6 +39,26 @@ def _usable(ctx, rows: list[data.TrainRow]) -> tuple[list[data.TrainRow], list[S
     return [r for i, r in enumerate(rows) if i not in problems], skipped
 
 
+def inputs(cfg) -> dict:
+    """Identities of what training reads besides its config values: the protocols (content),
+    their audio (path, size and time) and the `train.init` checkpoint (content)."""
+    from ..provenance import file_digest
+    from ..stages.extraction import audio_identity
+    found = {"train_settings": train_settings(cfg)}  # the recipe's defaults included
+    for key in ("train_protocol", "dev_protocol"):
+        if cfg[key]:
+            path = Path(cfg[key])
+            found[key + "_sha256"] = file_digest(path) if path.is_file() else "missing"
+            if path.is_file():
+                rows = data.read_protocol(path)
+                found[key.replace("protocol", "audio")] = audio_identity(
+                    data.audio_path(cfg["train_audio"], cfg["database_path"], r) for r in rows)
+    init = train_settings(cfg)["init"]
+    if init:
+        found["init_sha256"] = file_digest(Path(init)) if Path(init).is_file() else "missing"
+    return found
+
+
 def _dataset(cfg, rows, classes, length, seed, random_crop):
     target = cfg["train_target"]
     return data.CropDataset([data.audio_path(cfg["train_audio"], cfg["database_path"], r) for r in rows],
@@ -54,13 +73,13 @@ def _device(name: str) -> torch.device:
 
 def run(ctx) -> StageResult | None:
     cfg, world = ctx.cfg, ctx.world
-    recipes.validate_train_section(cfg)
+    validate_train_section(cfg)
     if cfg["train_protocol"] is None:
         raise StageError("'train_protocol' is not set: a training protocol (rows SPEAKER FILE - ATTACK LABEL) "
                          "is needed to train")
     if cfg["precision"] not in ("fp32", "bf16"):
         raise StageError(f"'precision' is {cfg['precision']!r}; training runs in fp32 or bf16")
-    arch, s = recipes.architecture(cfg), recipes.train_settings(cfg)
+    arch, s = architecture(cfg), train_settings(cfg)
     target = cfg["train_target"]
 
     rows, skipped = _usable(ctx, data.read_protocol(cfg["train_protocol"]))

@@ -34,6 +34,16 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread is faster than several, above all on a busy machine
+    where waiting threads spin (the subprocesses get OMP_NUM_THREADS=1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """8 utterances of each class under db/<ATK>/<file>.wav and their protocol train.txt."""
@@ -84,7 +94,8 @@ def script(cfg: dict, tmp: Path, env: dict | None = None, nproc: int = 1) -> sub
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
                 if nproc > 1 else [sys.executable])
     return subprocess.run(launcher + [str(REPO / "train_model.py"), "--config", str(write(cfg, tmp))], cwd=tmp,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+                          timeout=600)
 
 
 def history(path: Path) -> list[dict]:

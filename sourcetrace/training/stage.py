@@ -71,6 +71,38 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _rows(ctx, s: dict):
+    """Training rows, dev rows, skips and the sorted class list."""
+    cfg, target = ctx.cfg, ctx.cfg["train_target"]
+    rows, skipped = _usable(ctx, data.read_protocol(cfg["train_protocol"]))
+    dev_rows = []
+    if cfg["dev_protocol"]:
+        dev_rows, dev_skipped = _usable(ctx, data.read_protocol(cfg["dev_protocol"]))
+        skipped += dev_skipped
+    elif cfg["dev_fraction"] > 0:
+        rows, dev_rows = data.dev_split(rows, cfg["dev_fraction"], s["seed"], target)
+    if not rows:
+        raise StageError(f"{cfg['train_protocol']}: no usable training utterance")
+    classes = sorted({r.target(target) for r in rows})
+    for row in dev_rows:
+        if row.target(target) not in classes:
+            raise StageError(f"{row.where}: dev class {row.target(target)!r} is not a training class "
+                             f"({', '.join(classes)})")
+    return rows, dev_rows, skipped, classes
+
+
+def _model(cfg, arch: str, s: dict, classes: list[str]) -> torch.nn.Module:
+    """The configured network, seeded, initialised as the recipe says, ready to train."""
+    torch.manual_seed(s["seed"])
+    model = models.ARCHITECTURES[arch](cfg["model_config"], len(classes), "fixed")
+    recipes.init_untrained(model)
+    recipes.freeze_unused(model)
+    recipes.attach_spec_augment(model, s)
+    if s["init"]:
+        checkpoints.init_from(model, arch, cfg["model_config"], Path(s["init"]), classes, s["init_head"])
+    return model
+
+
 def run(ctx) -> StageResult | None:
     cfg, world = ctx.cfg, ctx.world
     validate_train_section(cfg)
@@ -79,56 +111,33 @@ def run(ctx) -> StageResult | None:
                          "is needed to train")
     if cfg["precision"] not in ("fp32", "bf16"):
         raise StageError(f"'precision' is {cfg['precision']!r}; training runs in fp32 or bf16")
-    arch, s = architecture(cfg), train_settings(cfg)
-    target = cfg["train_target"]
-
-    rows, skipped = _usable(ctx, data.read_protocol(cfg["train_protocol"]))
-    if cfg["dev_protocol"]:
-        dev_rows, dev_skipped = _usable(ctx, data.read_protocol(cfg["dev_protocol"]))
-        skipped += dev_skipped
-    elif cfg["dev_fraction"] > 0:
-        rows, dev_rows = data.dev_split(rows, cfg["dev_fraction"], s["seed"], target)
-    else:
-        dev_rows = []
-    if not rows:
-        raise StageError(f"{cfg['train_protocol']}: no usable training utterance")
-    classes = sorted({r.target(target) for r in rows})
-    for row in dev_rows:
-        if row.target(target) not in classes:
-            raise StageError(f"{row.where}: dev class {row.target(target)!r} is not a training class "
-                             f"({', '.join(classes)})")
+    arch, s, target = architecture(cfg), train_settings(cfg), cfg["train_target"]
+    rows, dev_rows, skipped, classes = _rows(ctx, s)
     if world.is_main:
         print(f"{cfg['system']}: {len(classes)} classes ({', '.join(classes)}); {len(rows)} training and "
               f"{len(dev_rows)} dev utterances")
     if s["batch_size"] % world.size:
         raise StageError(f"'train.batch_size' {s['batch_size']} is not divisible by the {world.size} processes")
-    per_rank = s["batch_size"] // world.size
-    if -(-len(rows) // world.size) < per_rank:
+    if -(-len(rows) // world.size) < s["batch_size"] // world.size:
         raise StageError(f"'train.batch_size' {s['batch_size']} exceeds the {len(rows)} training utterances "
                          f"(incomplete batches are dropped)")
-
-    torch.manual_seed(s["seed"])
-    model = models.ARCHITECTURES[arch](cfg["model_config"], len(classes), "fixed")
-    recipes.init_untrained(model)
-    recipes.freeze_unused(model)
-    recipes.attach_spec_augment(model, s)
-    if s["init"]:
-        checkpoints.init_from(model, arch, cfg["model_config"], Path(s["init"]), classes, s["init_head"])
+    model = _model(cfg, arch, s, classes)
     length = recipes.crop_samples(s, model)
     if length < model.min_samples:
         raise StageError(f"'train.crop_*' gives {length}-sample crops; {arch} needs at least {model.min_samples}")
 
-    work = Path(ctx.work_dir) / "train"
-    key = json.dumps({"settings": s, "model_config": cfg["model_config"], "classes": classes, "size": world.size,
-                      "precision": cfg["precision"], "train": [(r.file, r.target(target)) for r in rows],
+    # what a saved state must have been trained under to be resumed (workers change no result)
+    key = json.dumps({"settings": {k: v for k, v in s.items() if k != "num_workers"}, "classes": classes,
+                      "model_config": cfg["model_config"], "size": world.size, "precision": cfg["precision"],
+                      "train": [(r.file, r.target(target)) for r in rows],
                       "dev": [(r.file, r.target(target)) for r in dev_rows]}, sort_keys=True, default=str)
-    job = loop.Job(model=model, arch=arch, settings=s, classes=classes,
-                   train_set=_dataset(cfg, rows, classes, length, s["seed"], True),
-                   dev_set=_dataset(cfg, dev_rows, classes, length, s["seed"], False) if dev_rows else None,
-                   device=_device(cfg["device"]), precision=cfg["precision"], world=world, work=work,
-                   key=hashlib.sha256(key.encode()).hexdigest(), system=cfg["system"],
-                   model_config=cfg["model_config"])
-    loop.fit(job)
+    work = Path(ctx.work_dir) / "train"
+    loop.fit(loop.Job(model=model, arch=arch, settings=s, classes=classes,
+                      train_set=_dataset(cfg, rows, classes, length, s["seed"], True),
+                      dev_set=_dataset(cfg, dev_rows, classes, length, s["seed"], False) if dev_rows else None,
+                      device=_device(cfg["device"]), precision=cfg["precision"], world=world, work=work,
+                      key=hashlib.sha256(key.encode()).hexdigest(), system=cfg["system"],
+                      model_config=cfg["model_config"]))
     if not world.is_main:
         return None
     outputs = []

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ import models
 from corpus import _tone
 from sourcetrace import registry
 from sourcetrace.errors import StageError
-from sourcetrace.training import checkpoints, data, recipes, settings, stage
+from sourcetrace.training import checkpoints, data, loop, recipes, settings
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["AA01", "AA03", "AA05"]
@@ -198,6 +199,17 @@ def test_config_errors_are_one_line(corpus, tmp_path, capsys):
         f"{path}: 'train_target' is 'speaker'; expected one of attack, label"
     cfg["train"]["epochs"] = 0
     assert error_of(cfg, tmp_path, capsys) == "'train.epochs' is 0; expected an integer >= 1"
+
+
+def test_batchnorm_recalibration_averages_the_batches():
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(1, momentum=0.1))
+    batches = [(torch.tensor([[1.0], [3.0]]), None), (torch.tensor([[0.0], [4.0]]), None), (torch.ones(2, 1), None)]
+    job = SimpleNamespace(settings={"bn_batches": 2}, device=torch.device("cpu"), precision="fp32")
+    loop.recalibrate_batchnorm(job, model, batches)
+    bn = model[0]
+    # batch means 2 and 2, unbiased variances 2 and 8: plain averages, the third batch unused
+    assert bn.running_mean.tolist() == [2.0] and bn.running_var.tolist() == [5.0]
+    assert int(bn.num_batches_tracked) == 2 and bn.momentum == 0.1
 
 
 # ---------------------------------------------------------------- training runs

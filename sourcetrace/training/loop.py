@@ -85,6 +85,26 @@ def _broadcast_buffers(world: World, module: torch.nn.Module) -> None:
             dist.broadcast(buffer, 0)
 
 
+def recalibrate_batchnorm(job: Job, model: torch.nn.Module, loader: DataLoader) -> None:
+    """Re-estimate every BatchNorm's running statistics as the plain average over the first
+    `train.bn_batches` batches of `loader`, with the weights as they are now.
+
+    The running averages kept during the epoch trail weights that change fast; after a few
+    hundred steps (a small training set) they can be far enough off that the eval-mode
+    network predicts one class. Each rank averages its own batches; rank 0's are kept."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad(), _autocast(job):
+        for _, (waves, _) in zip(range(job.settings["bn_batches"]), loader):
+            model(waves.to(job.device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
 def evaluate(job: Job, module: torch.nn.Module, loss_fn, batch: int) -> tuple[float, float]:
     """Mean loss and accuracy on the dev set, each rank a contiguous share of it."""
     _broadcast_buffers(job.world, module)
@@ -176,6 +196,8 @@ def _fit(job: Job) -> list[dict]:
                             utt_s=f"{seen * world.size / (time.perf_counter() - began):.1f}")
         train_seconds = time.perf_counter() - began
         loss_sum, correct, seen = _totals(world, [loss_sum, correct, seen])
+        if s["bn_batches"]:
+            recalibrate_batchnorm(job, model, loader)
         dev_loss = dev_acc = None
         if job.dev_set is not None:
             dev_loss, dev_acc = evaluate(job, module.module if world.distributed else module, loss_fn, per_rank)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import StageError
 
 _COMMON = {"epochs": 100, "seed": 1234, "init": None, "init_head": True, "betas": [0.9, 0.999],
-           "num_workers": 2}
+           "num_workers": 2, "bn_batches": 0}
 TRAIN_DEFAULTS = {
     "AASIST": {**_COMMON, "batch_size": 24, "optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-4,
                "scheduler": "cosine", "lr_min": 5e-6, "crop_samples": 64600, "class_weights": None},
@@ -58,6 +58,8 @@ _CHECKS = {  # key: (test, what it must be)
     "scheduler": (lambda v: v in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}"),
     "lr_min": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "num_workers": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "bn_batches": (lambda v: _int(v) and v >= 0,
+                   "an integer >= 0 (training batches that re-estimate BatchNorm statistics after each epoch; 0: off)"),
     "crop_samples": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "class_weights": (lambda v: v is None or (isinstance(v, dict) and all(_number(w) and w > 0 for w in v.values())),
                       "null or an object {class: weight > 0}"),

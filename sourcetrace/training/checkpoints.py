@@ -13,6 +13,7 @@ was trained under so that a changed config starts afresh. Both load with `weight
 from __future__ import annotations
 
 import io
+import logging
 import random
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 from ..errors import StageError
 from ..store import atomic_path
 
+log = logging.getLogger(__name__)
 HEAD_PREFIX = {"AASIST": "out_layer.", "ResNet34": "output."}
 
 
@@ -39,8 +41,8 @@ def _save(obj, path: Path) -> None:
 
 
 def save_best(path: Path, arch: str, state: dict, classes: list[str], epoch: int, system: str,
-              model_config: dict) -> list[Path]:
-    """Write `path` and its classes file; returns both paths."""
+              model_config: dict) -> None:
+    """Write `path` and its classes file beside it."""
     state = {k: v.detach().cpu().clone() for k, v in state.items()}
     if arch == "ResNet34":
         _save({"model": state, "epochs": epoch, "name": system, "config": dict(model_config),
@@ -50,7 +52,6 @@ def save_best(path: Path, arch: str, state: dict, classes: list[str], epoch: int
     names = classes_path(path)
     with atomic_path(names) as tmp:
         tmp.write_text("".join(f"{c}\n" for c in classes))
-    return [Path(path), names]
 
 
 def read_classes(checkpoint: Path, head_size: int) -> tuple[list[str], Path] | None:
@@ -130,6 +131,7 @@ def load_last(path: Path, key: str) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a last.pt from another torch version or damaged: start afresh
+    except Exception as exc:  # a last.pt from another torch version, or damaged: start afresh
+        log.warning("%s: not resumable (%s); training starts from the first epoch", path, type(exc).__name__)
         return None
     return state if isinstance(state, dict) and state.get("key") == key else None

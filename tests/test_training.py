@@ -339,3 +339,18 @@ def test_init_checkpoint_with_other_classes(corpus, tmp_path, capsys):
     model = models.ARCHITECTURES["AASIST"](cfg["model_config"], 2)
     checkpoints.init_from(model, "AASIST", cfg["model_config"], best, ["AA01", "AA03"], with_head=False)
     assert torch.equal(model.state_dict()["pos_S"], torch.load(best, weights_only=True)["pos_S"])
+
+
+def test_demo_config_trains_on_the_mini_stopa_training_attacks(tmp_path, capsys, monkeypatch):
+    """config/demo_ResNet-34.conf as ./demo.sh --train runs it, on a tiny network for one epoch."""
+    monkeypatch.chdir(REPO)  # the demo config's paths are relative to the repository
+    status = registry.main(0, ["--config", "config/demo_ResNet-34.conf", "--set", f"output_dir={tmp_path}",
+                               "--set", 'model_config={"architecture": "ResNet34", "n_mels": 40, "blocks": [1, 1, 1, 1], '
+                               '"channels": [4, 4, 8, 8], "embedding_dim": 16}', "--set", "train.epochs=1",
+                               "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "ResNet-34_MiniSTOPA: 3 classes (AA11, AA12, AA13); 27 training and 3 dev utterances" in out
+    cfg = json.loads((REPO / "config" / "demo_ResNet-34.conf").read_text())
+    assert cfg["model_path"] == "demo_outputs/ResNet-34_MiniSTOPA_training/best.pth"  # where stage 0 puts it
+    assert (tmp_path / "ResNet-34_MiniSTOPA_training" / "best.pth").is_file()

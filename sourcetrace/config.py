@@ -110,7 +110,7 @@ SCHEMA: dict[str, Key] = {
     "bootstrap_resamples": Key(200, _int(0)),
     "bootstrap_seed": Key(0, _int(0)),
     # stage 0 (training); `train` is checked against the architecture's recipe by
-    # sourcetrace.training.recipes.validate_train_section
+    # sourcetrace.training.settings.validate_train_section
     "train_protocol": Key(None, _optional_path),
     "train_audio": Key("{database_path}/wav/{attack}/train/{file}.flac", _template),
     "dev_protocol": Key(None, _optional_path),

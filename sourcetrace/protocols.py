@@ -211,9 +211,8 @@ def read_trials(path: Path, identity_only: bool = False) -> TrialProtocol:
     return TrialProtocol(path, fingerprint, attack, table, file_column, attack_column, targets)
 
 
-def validate_trials(paths: list[Path]):
-    """Read every trial file in full (widths, labels, fingerprints, one header for all) and
-    yield each with its identity columns only, one file in memory at a time."""
+def read_trial_files(paths: list[Path]):
+    """`read_trials` of each file in turn; every file must have the first one's header."""
     header = None
     for path in paths:
         protocol = read_trials(path)
@@ -222,6 +221,13 @@ def validate_trials(paths: list[Path]):
         elif protocol.table.column_names != header:
             raise StageError(f"{path}:1: header differs from {paths[0].name}'s "
                              f"({' '.join(protocol.table.column_names)} vs {' '.join(header)})")
+        yield protocol
+
+
+def validate_trials(paths: list[Path]):
+    """Read every trial file in full (widths, labels, fingerprints, one header for all) and
+    yield each with its identity columns only, one file in memory at a time."""
+    for protocol in read_trial_files(paths):
         keep = [c for c in protocol.table.column_names
                 if c in ("AbstractModel", protocol.file_column, protocol.attack_column)]
         yield TrialProtocol(protocol.path, protocol.fingerprint, protocol.attack, protocol.table.select(keep),

@@ -57,7 +57,9 @@ def identity(stage: Stage, cfg) -> dict:
     """The values and input identities that determine `stage`'s outputs now."""
     params = {k: cfg[k] for k in stage.params if k not in NOT_IDENTITY}
     if params.get("input_policy", "reference") != "reference":
-        params.pop("batch_size", None)  # only `reference` lets the batch size change embeddings
+        # only `reference` lets the batch size (and so the batching file) change embeddings
+        params.pop("batch_size", None)
+        params.pop("reference_trial_file", None)
     if stage.inputs:
         params.update(stage.load("inputs")(cfg))
     return json.loads(json.dumps(params))  # as it reads back from JSON (tuples -> lists)
@@ -90,11 +92,13 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _served(number: int, recorded: dict, current: dict) -> list[str]:
+def _differences_for_readers(number: int, recorded: dict, current: dict) -> list[str]:
     """Differences that matter to a stage reading `number`'s outputs.
 
     Stage 5 pools only the current known attacks' fingerprints, so stage 4's scores of a
-    superset of them serve it as well."""
+    superset of them serve it as well. An input that cannot be identified now (None: a
+    checkpoint no longer there) is taken as recorded: the reader does not need it."""
+    current = {k: (recorded.get(k) if v is None else v) for k, v in current.items()}
     if number == 4 and set(current.get("known_attacks", [])) <= set(recorded.get("known_attacks", [])):
         kept = {k: v for k, v in recorded.get("trial_protocols", {}).items() if k in current.get("trial_protocols", {})}
         return differences({"trial_protocols": kept}, {"trial_protocols": current.get("trial_protocols", {})})
@@ -122,7 +126,7 @@ class Checker:
         if not self.outputs_intact(record):
             return "its outputs were changed or removed after it ran"
         current = self.identity(number)
-        diffs = (_served if as_upstream else lambda n, r, c: differences(r, c))(number, record["params"], current)
+        diffs = (_differences_for_readers if as_upstream else lambda n, r, c: differences(r, c))(number, record["params"], current)
         if diffs:
             return "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         for u in STAGES[number].upstream:

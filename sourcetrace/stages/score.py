@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import StageError
-from ..protocols import check_unique_trials, line_of, protocol_files, read_trials, trial_fingerprint
+from ..protocols import check_unique_trials, line_of, protocol_files, read_trial_files, trial_fingerprint
 from ..registry import STAGES
 from ..results import StageResult
 from ..scoring import similarity
@@ -116,14 +116,7 @@ def _with_utterance_index(paths: list[Path], id_keys: pc.SetLookupOptions, group
             start += protocol.table.num_rows
         group.clear()
 
-    header = None
-    for path in paths:
-        protocol = read_trials(path)
-        if header is None:
-            header = protocol.table.column_names
-        elif protocol.table.column_names != header:
-            raise StageError(f"{path}:1: header differs from {paths[0].name}'s "
-                             f"({' '.join(protocol.table.column_names)} vs {' '.join(header)})")
+    for protocol in read_trial_files(paths):
         group.append(protocol)
         if sum(p.table.num_rows for p in group) >= group_rows:
             yield from flush()

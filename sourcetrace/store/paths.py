@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _named(suffix: str) -> property:
+    """The output `<output_dir>/<system><suffix>`."""
+    return property(lambda self: self.output_dir / f"{self.system}{suffix}")
+
+
 @dataclass(frozen=True)
 class Paths:
     output_dir: Path
@@ -30,48 +35,18 @@ class Paths:
     def of(cls, cfg) -> "Paths":
         return cls(Path(cfg["output_dir"]), cfg["system"])
 
-    def _named(self, suffix: str) -> Path:
-        return self.output_dir / f"{self.system}{suffix}"
-
-    @property
-    def training_dir(self) -> Path:
-        return self._named("_training")
-
-    @property
-    def enrollment_dir(self) -> Path:
-        return self._named("_embeddings")
+    training_dir = _named("_training")
+    enrollment_dir = _named("_embeddings")
+    fingerprint_csv = _named("_fingerprint_avg_emb.csv")
+    trial_embeddings = _named("_protocol_trials.npy")
+    evaluation_csv = _named("_evaluation.csv")
+    evaluation_arrow = _named("_evaluation.arrow")  # the columns stage 5 reads, Arrow IPC, same rows
+    eer_dir = _named("_EERs_pooled")
+    skipped_csv = _named("_skipped.csv")
+    records_dir = _named("_records")
 
     def enrollment(self, fingerprint: str) -> Path:
         return self.enrollment_dir / f"{fingerprint}.npy"
-
-    @property
-    def fingerprint_csv(self) -> Path:
-        return self._named("_fingerprint_avg_emb.csv")
-
-    @property
-    def trial_embeddings(self) -> Path:
-        return self._named("_protocol_trials.npy")
-
-    @property
-    def evaluation_csv(self) -> Path:
-        return self._named("_evaluation.csv")
-
-    @property
-    def evaluation_arrow(self) -> Path:
-        """Columnar copy of what stage 5 reads from the evaluation CSV (Arrow IPC, same rows)."""
-        return self._named("_evaluation.arrow")
-
-    @property
-    def eer_dir(self) -> Path:
-        return self._named("_EERs_pooled")
-
-    @property
-    def skipped_csv(self) -> Path:
-        return self._named("_skipped.csv")
-
-    @property
-    def records_dir(self) -> Path:
-        return self._named("_records")
 
     def record(self, stage: int) -> Path:
         return self.records_dir / f"stage{stage}.json"

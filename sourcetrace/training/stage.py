@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -52,7 +53,9 @@ def inputs(cfg) -> dict:
             if path.is_file():
                 rows = data.read_protocol(path)
                 found[key.replace("protocol", "audio")] = audio_identity(
-                    data.audio_path(cfg["train_audio"], cfg["database_path"], r) for r in rows)
+                    SimpleNamespace(key=(r.attack, r.file), path=data.audio_path(cfg["train_audio"],
+                                                                                 cfg["database_path"], r))
+                    for r in rows)
     init = train_settings(cfg)["init"]
     if init:
         found["init_sha256"] = file_digest(Path(init)) if Path(init).is_file() else "missing"

@@ -12,7 +12,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY=.venv/bin/python
 start=$(date +%s)
-for config in config/demo.conf config/demo_AASIST_STOPA.conf; do
+# --train: also train ResNet-34 on Mini-STOPA's training attacks (stage 0, train_model.py),
+# run the five stages with the trained checkpoint, and add its row to the table
+trained=() args=()
+for arg in "$@"; do
+  if [ "$arg" = --train ]; then trained=(config/demo_ResNet-34.conf); else args+=("$arg"); fi
+done
+set -- ${args[@]+"${args[@]}"}
+for config in ${trained[@]+"${trained[@]}"}; do
+  echo "== $config: train_model"
+  "$PY" train_model.py --config "$config" --quiet "$@"
+done
+for config in config/demo.conf config/demo_AASIST_STOPA.conf ${trained[@]+"${trained[@]}"}; do
   for stage in fingerprint_embedding_extraction create_fingerprint_avg_emb_csv \
                trials_embedding_extraction cosine_sim compute_eer_pooled; do
     echo "== $config: $stage"
@@ -21,4 +32,4 @@ for config in config/demo.conf config/demo_AASIST_STOPA.conf; do
 done
 echo "(Mini-STOPA; stages ran in $(( $(date +%s) - start )) s)"
 echo
-"$PY" -m sourcetrace.report demo_outputs AASIST_CM AASIST_STOPA
+"$PY" -m sourcetrace.report demo_outputs AASIST_CM AASIST_STOPA ${trained[@]+ResNet-34_MiniSTOPA}

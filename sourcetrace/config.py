@@ -71,6 +71,15 @@ def _operating_points(v):
     return None if ok else "a non-empty list of [p_target, c_miss, c_fa] with 0 < p_target < 1 and costs > 0"
 
 
+def _optional_path(v):
+    return None if v is None or (isinstance(v, str) and v.strip()) else "null or a path"
+
+
+def _fraction(v):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+    return None if ok else "a number >= 0 and < 1 (0: no dev set, the last epoch is kept)"
+
+
 def _object(v):
     return None if isinstance(v, dict) else "an object"
 
@@ -103,6 +112,14 @@ SCHEMA: dict[str, Key] = {
     "dcf_operating_points": Key([[0.01, 1, 1], [0.1, 1, 1]], _operating_points),
     "bootstrap_resamples": Key(200, _int(0)),
     "bootstrap_seed": Key(0, _int(0)),
+    # stage 0 (training); `train` is checked against the architecture's recipe by
+    # sourcetrace.training.settings.validate_train_section
+    "train_protocol": Key(None, _optional_path),
+    "train_audio": Key("{database_path}/wav/{attack}/train/{file}.flac", _template),
+    "dev_protocol": Key(None, _optional_path),
+    "dev_fraction": Key(0.1, _fraction),
+    "train_target": Key("attack", _choice("attack", "label")),
+    "train": Key({}, _object),
 }
 
 

@@ -46,6 +46,11 @@ class Stage:
 
 
 STAGES: dict[int, Stage] = {s.number: s for s in [
+    Stage(0, "train_model.py",
+          "the trained embedding extractor (best.pth for model_path, last.pt, history.csv)",
+          WHERE + ("model_config", "database_path", "train_protocol", "train_audio", "dev_protocol", "dev_fraction",
+                   "train_target", "train", "precision", "on_error", "device"), (),
+          "sourcetrace.training.stage:run", "sourcetrace.training.stage:inputs"),
     Stage(1, "fingerprint_embedding_extraction.py",
           "embeddings of the enrollment utterances, one matrix per fingerprint",
           WHERE + MODEL + ("database_path", "enroll_protocol_dir", "enroll_audio"), (),

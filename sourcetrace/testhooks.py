@@ -3,7 +3,8 @@
 Tests kill a run at a named point (never after a sleep) to prove that an interrupted run
 leaves previous outputs and records intact and that the next run cleans up or resumes.
 Points: `commit` (new outputs staged and their record written, nothing moved into place
-yet), `stage4-written` (stage 4 has written its first trial file's rows).
+yet), `stage4-written` (stage 4 has written its first trial file's rows), `train-step-<N>`
+(stage 0, before its N-th optimizer step of the run, counted over all epochs).
 """
 import os
 import signal

@@ -1,0 +1,151 @@
+"""Stage 0: train the system's embedding extractor on a training protocol.
+
+Outputs, under `<output_dir>/<system>_training/`: `best.pth` (+ `best.classes.txt`), the
+checkpoint the five stages load (point `model_path` at it), `last.pt` (the final training
+state) and `history.csv`. While it runs, the same files live in the stage's work folder,
+which survives a killed run: started again with the same config, training resumes after
+the last finished epoch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+import models
+
+from ..errors import StageError
+from ..results import Skip, StageResult
+from . import checkpoints, data, loop, recipes
+from .settings import architecture, train_settings, validate_train_section
+
+OUTPUTS = ("best.pth", "best.classes.txt", "last.pt", "history.csv")
+
+
+def _usable(ctx, rows: list[data.TrainRow]) -> tuple[list[data.TrainRow], list[Skip]]:
+    """Rows whose audio decodes; each rank checks a share, every rank gets the same answer."""
+    cfg, world = ctx.cfg, ctx.world
+    paths = [data.audio_path(cfg["train_audio"], cfg["database_path"], r) for r in rows]
+    mine = {i: data.audio_problem(paths[i]) for i in range(world.rank, len(rows), world.size)}
+    problems = {i: p for share in world.all_gather(mine) for i, p in share.items() if p is not None}
+    skipped = []
+    for i in sorted(problems):
+        if cfg["on_error"] != "skip":
+            raise StageError(f"{rows[i].where}: {problems[i]}")
+        skipped.append(Skip(0, str(rows[i].protocol), rows[i].line, rows[i].attack, rows[i].file, problems[i]))
+    return [r for i, r in enumerate(rows) if i not in problems], skipped
+
+
+def inputs(cfg) -> dict:
+    """Identities of what training reads besides its config values: the protocols (content),
+    their audio (path, size and time) and the `train.init` checkpoint (content)."""
+    from ..provenance import file_digest
+    from ..stages.extraction import audio_identity
+    found = {"train_settings": train_settings(cfg)}  # the recipe's defaults included
+    for key in ("train_protocol", "dev_protocol"):
+        if cfg[key]:
+            path = Path(cfg[key])
+            found[key + "_sha256"] = file_digest(path) if path.is_file() else "missing"
+            if path.is_file():
+                rows = data.read_protocol(path)
+                found[key.replace("protocol", "audio")] = audio_identity(
+                    SimpleNamespace(key=(r.attack, r.file), path=data.audio_path(cfg["train_audio"],
+                                                                                 cfg["database_path"], r))
+                    for r in rows)
+    init = train_settings(cfg)["init"]
+    if init:
+        found["init_sha256"] = file_digest(Path(init)) if Path(init).is_file() else "missing"
+    return found
+
+
+def _dataset(cfg, rows, classes, length, seed, random_crop):
+    target = cfg["train_target"]
+    return data.CropDataset([data.audio_path(cfg["train_audio"], cfg["database_path"], r) for r in rows],
+                            [classes.index(r.target(target)) for r in rows], length, seed, random_crop)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _rows(ctx, s: dict):
+    """Training rows, dev rows, skips and the sorted class list."""
+    cfg, target = ctx.cfg, ctx.cfg["train_target"]
+    rows, skipped = _usable(ctx, data.read_protocol(cfg["train_protocol"]))
+    dev_rows = []
+    if cfg["dev_protocol"]:
+        dev_rows, dev_skipped = _usable(ctx, data.read_protocol(cfg["dev_protocol"]))
+        skipped += dev_skipped
+    elif cfg["dev_fraction"] > 0:
+        rows, dev_rows = data.dev_split(rows, cfg["dev_fraction"], s["seed"], target)
+    if not rows:
+        raise StageError(f"{cfg['train_protocol']}: no usable training utterance")
+    classes = sorted({r.target(target) for r in rows})
+    for row in dev_rows:
+        if row.target(target) not in classes:
+            raise StageError(f"{row.where}: dev class {row.target(target)!r} is not a training class "
+                             f"({', '.join(classes)})")
+    return rows, dev_rows, skipped, classes
+
+
+def _model(cfg, arch: str, s: dict, classes: list[str]) -> torch.nn.Module:
+    """The configured network, seeded, initialised as the recipe says, ready to train."""
+    torch.manual_seed(s["seed"])
+    model = models.ARCHITECTURES[arch](cfg["model_config"], len(classes), "fixed")
+    recipes.init_untrained(model)
+    recipes.freeze_unused(model)
+    recipes.attach_spec_augment(model, s)
+    if s["init"]:
+        checkpoints.init_from(model, arch, cfg["model_config"], Path(s["init"]), classes, s["init_head"])
+    return model
+
+
+def run(ctx) -> StageResult | None:
+    cfg, world = ctx.cfg, ctx.world
+    validate_train_section(cfg)
+    if cfg["train_protocol"] is None:
+        raise StageError("'train_protocol' is not set: a training protocol (rows SPEAKER FILE - ATTACK LABEL) "
+                         "is needed to train")
+    if cfg["precision"] not in ("fp32", "bf16"):
+        raise StageError(f"'precision' is {cfg['precision']!r}; training runs in fp32 or bf16")
+    arch, s, target = architecture(cfg), train_settings(cfg), cfg["train_target"]
+    rows, dev_rows, skipped, classes = _rows(ctx, s)
+    if world.is_main:
+        print(f"{cfg['system']}: {len(classes)} classes ({', '.join(classes)}); {len(rows)} training and "
+              f"{len(dev_rows)} dev utterances")
+    if s["batch_size"] % world.size:
+        raise StageError(f"'train.batch_size' {s['batch_size']} is not divisible by the {world.size} processes")
+    if -(-len(rows) // world.size) < s["batch_size"] // world.size:
+        raise StageError(f"'train.batch_size' {s['batch_size']} exceeds the {len(rows)} training utterances "
+                         f"(incomplete batches are dropped)")
+    model = _model(cfg, arch, s, classes)
+    length = recipes.crop_samples(s, model)
+    if length < model.min_samples:
+        raise StageError(f"'train.crop_*' gives {length}-sample crops; {arch} needs at least {model.min_samples}")
+
+    # what a saved state must have been trained under to be resumed (workers change no result)
+    key = json.dumps({"settings": {k: v for k, v in s.items() if k != "num_workers"}, "classes": classes,
+                      "model_config": cfg["model_config"], "size": world.size, "precision": cfg["precision"],
+                      "train": [(r.file, r.target(target)) for r in rows],
+                      "dev": [(r.file, r.target(target)) for r in dev_rows]}, sort_keys=True, default=str)
+    work = Path(ctx.work_dir) / "train"
+    loop.fit(loop.Job(model=model, arch=arch, settings=s, classes=classes,
+                      train_set=_dataset(cfg, rows, classes, length, s["seed"], True),
+                      dev_set=_dataset(cfg, dev_rows, classes, length, s["seed"], False) if dev_rows else None,
+                      device=_device(cfg["device"]), precision=cfg["precision"], world=world, work=work,
+                      key=hashlib.sha256(key.encode()).hexdigest(), system=cfg["system"],
+                      model_config=cfg["model_config"]))
+    if not world.is_main:
+        return None
+    outputs = []
+    for name in OUTPUTS:
+        final = Path(ctx.paths.training_dir) / name
+        shutil.copyfile(work / name, ctx.output(final))
+        outputs.append(final)
+    return StageResult(outputs, skipped, work=[work])

@@ -68,6 +68,12 @@ def run(stage: Stage, argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.overrides, args.device)
         if "model_config" in stage.params:
             validate_model_config(config)
+        if "train" in stage.params:
+            from .training.settings import validate_train_section
+            try:
+                validate_train_section(config)
+            except StageError as exc:
+                raise StageError(f"{config['config_path']}: {exc}") from None
         if "model_path" in stage.params:
             require_checkpoint(config)
         run_stage(stage, config, args.force, args.allow_stale)

@@ -23,7 +23,8 @@ KNOWN_ATTACKS = ["AA01", "AA03", "AA05", "AA07", "AA10"]
 INPUT_POLICIES = ("full", "fixed", "reference")
 UNKNOWN_FILTERS = ("reference", "per_label")
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
-PATH_KEYS = ("model_path", "database_path", "enroll_protocol_dir", "trial_protocol_dir", "output_dir")
+PATH_KEYS = ("model_path", "database_path", "enroll_protocol_dir", "trial_protocol_dir", "output_dir",
+             "train_protocol", "dev_protocol")
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def load_config(path: str | Path, overrides: list[str] = (), device: str | None 
         config["device"] = device
     validate(config, str(path))
     for key in PATH_KEYS:
-        config[key] = os.path.abspath(os.path.expanduser(config[key]))
+        if config[key] is not None:
+            config[key] = os.path.abspath(os.path.expanduser(config[key]))
     config["config_path"] = str(path)
     return config

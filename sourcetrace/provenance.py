@@ -32,7 +32,8 @@ from .store.skips import manifest_text, read_skips, skips_digest, write_manifest
 # how the work is done, where it goes, and where inputs are found: the inputs themselves are
 # identified by content (protocols, checkpoint) or by size and time (audio)
 NOT_IDENTITY = {"system", "output_dir", "device", "num_workers", "chunk_size", "model_path", "database_path",
-                "enroll_protocol_dir", "trial_protocol_dir", "enroll_audio", "trial_audio"}
+                "enroll_protocol_dir", "trial_protocol_dir", "enroll_audio", "trial_audio", "train_protocol",
+                "dev_protocol", "train_audio"}
 _digests: dict[tuple, str] = {}
 STAGED_RECORD = ".record.json"
 NOT_RUN = "no record of it"

@@ -198,7 +198,7 @@ def test_config_errors_are_one_line(corpus, tmp_path, capsys):
     assert error_of({**cfg, "train_target": "speaker"}, tmp_path, capsys) == \
         f"{path}: 'train_target' is 'speaker'; expected one of attack, label"
     cfg["train"]["epochs"] = 0
-    assert error_of(cfg, tmp_path, capsys) == "'train.epochs' is 0; expected an integer >= 1"
+    assert error_of(cfg, tmp_path, capsys) == f"{path}: 'train.epochs' is 0; expected an integer >= 1"
 
 
 def test_batchnorm_recalibration_averages_the_batches():

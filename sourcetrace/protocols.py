@@ -93,7 +93,8 @@ def column_index(header: list[str], name: str, position: int, path: Path) -> int
     return position
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text protocol (a UTF-8 BOM is not part of the first line)."""
     try:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
@@ -102,22 +103,27 @@ def _read_lines(path: Path) -> list[str]:
         raise StageError(f"{path}: not a text protocol file ({exc.reason})") from None
 
 
-def _tokenize(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (line number, tokens) of every non-blank row, each row checked for width."""
-    lines = _read_lines(path)
-    if not lines or not lines[0].split():
-        raise StageError(f"{path}:1: empty protocol file (a header line is expected)")
-    header = lines[0].split()
+def token_rows(path: Path, lines: list[str], first: int, width: int, expected: str) -> list[tuple[int, list[str]]]:
+    """(line number, tokens) of every non-blank line, numbered from `first`; a row of
+    another width than `width` is an error naming its line and what was `expected`."""
     rows = []
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(lines, start=first):
         tokens = line.split()
         if not tokens:
             continue
-        if len(tokens) != len(header):
-            raise StageError(f"{path}:{number}: expected {len(header)} columns as in the header, "
-                             f"found {len(tokens)}")
+        if len(tokens) != width:
+            raise StageError(f"{path}:{number}: expected {width} columns {expected}, found {len(tokens)}")
         rows.append((number, tokens))
-    return header, rows
+    return rows
+
+
+def _tokenize(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, tokens) of every non-blank row, each row checked for width."""
+    lines = read_lines(path)
+    if not lines or not lines[0].split():
+        raise StageError(f"{path}:1: empty protocol file (a header line is expected)")
+    header = lines[0].split()
+    return header, token_rows(path, lines[1:], 2, len(header), "as in the header")
 
 
 def _check_unique(keys: list, lines: list[int], path: Path, what: str) -> None:

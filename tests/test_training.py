@@ -118,7 +118,7 @@ def test_protocol_rows_keep_file_and_line(tmp_path):
 def test_wrong_column_count_names_the_line(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("s1 F1 - AA11 spoof\ns2 F2 AA11 spoof\n")
-    with pytest.raises(StageError, match=rf"^{path}:2: 4 columns; a training protocol row has 5"):
+    with pytest.raises(StageError, match=rf"^{path}:2: expected 5 columns \(SPEAKER FILE - ATTACK LABEL\), found 4"):
         data.read_protocol(path)
 
 
@@ -282,7 +282,7 @@ def test_wrong_column_count_fails_naming_the_line(corpus, tmp_path, capsys):
     protocol = tmp_path / "p.txt"
     protocol.write_text((corpus / "train.txt").read_text() + "spk0 AA01_T_0001 AA01 spoof\n")
     assert error_of(config(corpus, "ResNet34", tmp_path, protocol), tmp_path, capsys) == \
-        f"{protocol}:25: 4 columns; a training protocol row has 5 (SPEAKER FILE - ATTACK LABEL)"
+        f"{protocol}:25: expected 5 columns (SPEAKER FILE - ATTACK LABEL), found 4"
 
 
 def test_class_of_one_utterance_fails_naming_the_line(corpus, tmp_path, capsys):

@@ -20,6 +20,7 @@ import torch
 
 from ..audio import AudioError, decode_audio, load_audio
 from ..errors import StageError
+from ..protocols import read_lines, token_rows
 
 COLUMNS = ("SPEAKER", "FILE", "-", "ATTACK", "LABEL")
 
@@ -46,21 +47,9 @@ class TrainRow:
 def read_protocol(path: str | Path) -> list[TrainRow]:
     """Parse a training (or dev) protocol; a row without five columns is an error naming its line."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise StageError(f"{path}: training protocol not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StageError(f"{path}: unreadable training protocol ({exc})") from None
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != len(COLUMNS):
-            raise StageError(f"{path}:{number}: {len(fields)} columns; a training protocol row has "
-                             f"{len(COLUMNS)} ({' '.join(COLUMNS)})")
-        rows.append(TrainRow(path, number, fields[0], fields[1], fields[3], fields[4]))
+    lines = read_lines(path)
+    rows = [TrainRow(path, number, f[0], f[1], f[3], f[4])
+            for number, f in token_rows(path, lines, 1, len(COLUMNS), f"({' '.join(COLUMNS)})")]
     if not rows:
         raise StageError(f"{path}: no rows")
     return rows

@@ -37,6 +37,7 @@ DEFAULTS = {
     "on_error": "fail",
     "chunk_size": 512,
     "precision": "fp32",
+    "max_seconds": 300,
 }
 
 
@@ -80,6 +81,8 @@ def validate(config: dict, source: str) -> None:
     need(isinstance(config["batch_size"], int) and config["batch_size"] >= 1, "'batch_size' must be an integer >= 1")
     need(isinstance(config["chunk_size"], int) and config["chunk_size"] >= 1, "'chunk_size' must be an integer >= 1")
     need(isinstance(config["num_workers"], int) and config["num_workers"] >= 0, "'num_workers' must be an integer >= 0")
+    need(isinstance(config["max_seconds"], (int, float)) and not isinstance(config["max_seconds"], bool)
+         and config["max_seconds"] > 0, "'max_seconds' must be a number > 0")
     need(isinstance(config["known_attacks"], list) and all(isinstance(a, str) for a in config["known_attacks"]),
          "'known_attacks' must be a list of attack ids")
     need(isinstance(config["model_config"], dict), "'model_config' must be an object")

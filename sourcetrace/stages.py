@@ -108,7 +108,7 @@ def audio_path(template: str, cfg: dict, attack: str, file: str) -> Path:
 def build_extractor(cfg: dict):
     # torch is imported here, not at module level: stages 2, 4 and 5 start faster without it
     import models
-    from .engine import Extractor, resolve_device
+    from .extraction import Extractor, resolve_device
 
     device = resolve_device(cfg["device"])
     try:
@@ -122,6 +122,7 @@ def build_extractor(cfg: dict):
     log.info("%s: %s on %s, input policy %s", cfg["system"], cfg["model_path"], device, cfg["input_policy"])
     return Extractor(model, cfg["input_policy"], cfg["batch_size"], cfg["num_workers"], device,
                      on_error=cfg["on_error"], chunk_size=cfg["chunk_size"], precision=cfg["precision"],
+                     max_seconds=cfg["max_seconds"],
                      signature=f"{Path(cfg['model_path']).resolve()}:{json.dumps(cfg['model_config'], sort_keys=True)}")
 
 
@@ -137,7 +138,7 @@ def trial_paths(cfg: dict) -> list[Path]:
 
 def extract_enrollment(cfg: dict, upstream: dict) -> StageResult:
     """Stage 1: embeddings of every enrollment utterance, one matrix per fingerprint."""
-    from .engine import Utterance
+    from .extraction import Utterance, remove
 
     protocols = read_enrollments(cfg)
     extractor = build_extractor(cfg)
@@ -154,7 +155,7 @@ def extract_enrollment(cfg: dict, upstream: dict) -> StageResult:
             if cfg["input_policy"] == "reference" or key not in index:
                 index[key] = len(utterances)
                 utterances.append(Utterance(attack, file, audio_path(cfg["enroll_audio"], cfg, attack, file),
-                                            f"{protocol.path}:{line}"))
+                                            protocol.path, line))
             rows.append(index[key])
         segments.append(range(start, len(utterances)))
         rows_of.append(rows)
@@ -169,6 +170,7 @@ def extract_enrollment(cfg: dict, upstream: dict) -> StageResult:
         npy = enrollment_dir(cfg) / f"{protocol.fingerprint}.npy"
         save_embeddings(npy, result.embeddings[kept].reshape(len(kept), -1), [utterances[i].key for i in kept])
         outputs += [npy, ids_path(npy)]
+    remove(result.work, work_dir(cfg))  # only now that the outputs are in place
     log.info("wrote %d fingerprint matrices to %s", len(protocols), enrollment_dir(cfg))
     if skipped:
         log.warning("skipped %d enrollment row(s) (%d utterance(s)); see %s", len(skipped), len(result.failed),
@@ -227,7 +229,7 @@ def read_fingerprints(path: Path) -> tuple[list[str], np.ndarray]:
 
 def extract_trials(cfg: dict, upstream: dict) -> StageResult:
     """Stage 3: embeddings of every distinct trial utterance across all trial files, once."""
-    from .engine import Utterance
+    from .extraction import Utterance, remove
 
     utterances = []
     seen = pa.array([], pa.string())
@@ -241,15 +243,16 @@ def extract_trials(cfg: dict, upstream: dict) -> StageResult:
         for key, line in zip(new.to_pylist(), lines.tolist()):
             attack, file = key.split("\t", 1)
             utterances.append(Utterance(attack, file, audio_path(cfg["trial_audio"], cfg, attack, file),
-                                        f"{path}:{line}"))
+                                        path, line))
         seen = pa.concat_arrays([seen, new])
     log.info("%d distinct trial utterance(s)", len(utterances))
     extractor = build_extractor(cfg)
     result = extractor.extract(utterances, work_dir(cfg) / "stage3", desc="trials")
     kept = [i for i in range(len(utterances)) if i not in result.failed]
     save_embeddings(trial_embeddings(cfg), result.embeddings[kept], [utterances[i].key for i in kept])
+    remove(result.work, work_dir(cfg))  # only now that the outputs are in place
     log.info("wrote %s", trial_embeddings(cfg))
-    skipped = [_skip(3, u.source, u.attack, u.file, reason)
+    skipped = [_skip(3, u.where, u.attack, u.file, reason)
                for i, reason in sorted(result.failed.items()) for u in [utterances[i]]]
     if skipped:
         log.warning("skipped %d trial utterance(s); see %s", len(skipped), skipped_csv(cfg))

@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,12 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     world = ranks.init_world("cpu")
     engine = extractor(args.policy, args.batch_size, args.chunk_size, args.num_workers, args.on_error,
                        nb_samp=args.nb_samp, world=world)
+    utterances = utterances_in(args.audio_dir)
+    start = time.perf_counter()
     try:
-        result = engine.extract(utterances_in(args.audio_dir), args.work_root, desc=f"rank {world.rank}")
+        result = engine.extract(utterances, args.work_root, desc=f"rank {world.rank}")
     except ExtractionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if result is not None:
+        logging.info("extracted %d utterance(s) in %.3f s", len(utterances), time.perf_counter() - start)
         import numpy as np
         np.savez(args.out, embeddings=result.embeddings, failed=json.dumps(result.failed))
         extraction.remove(result.work, args.work_root)

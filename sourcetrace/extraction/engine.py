@@ -128,16 +128,25 @@ class Extractor:
         with tqdm(total=len(utterances) - len(plan.failed), initial=resumed, desc=desc, unit="utt",
                   dynamic_ncols=True, disable=None if world.is_main else True) as bar:
             progress = _Progress(bar, store, plan, set(done) | set(mine)) if world.distributed else None
-            computed = self._run(utterances, plan, mine, store, bar, progress)
+            out = np.full((len(utterances), self.model.embedding_dim), np.nan, dtype=np.float32) \
+                if world.is_main else None
+            computed = self._run(utterances, plan, mine, store, bar, progress, out)
             if world.distributed:
                 _wait_for_ranks(world, progress)
         if not world.is_main:
             return None
-        return self._assemble(len(utterances), plan, store, computed)
+        failed = dict(plan.failed)
+        for k in range(len(plan.chunks)):  # every other chunk from its file
+            if k not in computed:
+                indices, rows, computed[k] = store.load(k)
+                out[indices] = rows
+            failed.update(computed[k])
+        return Extraction(out, failed, store.work)
 
     def _run(self, utterances: list[Utterance], plan: Plan, mine: list[int], store: ChunkStore, bar,
-             progress: "_Progress | None") -> dict[int, tuple]:
-        """Extract the chunks `mine`, writing each when finished; on rank 0, also return them."""
+             progress: "_Progress | None", out: np.ndarray | None) -> dict[int, dict[int, str]]:
+        """Extract the chunks `mine`, writing each when finished (and its rows into `out`
+        where given); return each chunk's failures."""
         kill_after = int(os.environ.get(KILL_HOOK, "0"))
         batches = [batch for k in mine for batch in plan.chunks[k]]
         batch_chunk = [k for k in mine for _ in plan.chunks[k]]
@@ -177,8 +186,9 @@ class Extractor:
                 if remaining[k] == 0:
                     self._collect(rows)
                     store.write(k, chunk_indices, rows, chunk_failed)
-                    if self.world.is_main:
-                        computed[k] = (chunk_indices, rows, chunk_failed)
+                    if out is not None:
+                        out[chunk_indices] = rows
+                    computed[k] = chunk_failed
                     rows = None
                     written += 1
                     if written == kill_after:
@@ -187,15 +197,6 @@ class Extractor:
                     progress.update()
             self._collect(rows)
         return computed
-
-    def _assemble(self, n: int, plan: Plan, store: ChunkStore, computed: dict[int, tuple]) -> Extraction:
-        out = np.full((n, self.model.embedding_dim), np.nan, dtype=np.float32)
-        failed = dict(plan.failed)
-        for k in range(len(plan.chunks)):
-            indices, rows, chunk_failed = computed[k] if k in computed else store.load(k)
-            out[indices] = rows
-            failed.update(chunk_failed)
-        return Extraction(out, failed, store.work)
 
     def _forward(self, ready: list[tuple[int, torch.Tensor]], out: np.ndarray) -> None:
         """Embeddings of `ready` (row of `out`, input) into those rows of `out`."""

@@ -2,8 +2,7 @@
 """Stage 5 - pooled EER (%) of the known and unknown scenarios by ATK, AM and VM: <output_dir>/<system>_EERs_pooled/pooled_eer_kn.csv and pooled_eer_ukn.csv."""
 import sys
 
-from sourcetrace.cli import run_stage
-from sourcetrace.stages import pooled_eer
+from sourcetrace.registry import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage(5, pooled_eer, __doc__))
+    sys.exit(main(5))

@@ -2,8 +2,7 @@
 """Stage 4 - cosine score of every trial row of the known attacks' fingerprints against its fingerprint: <output_dir>/<system>_evaluation.csv (protocol columns as read + CosScore)."""
 import sys
 
-from sourcetrace.cli import run_stage
-from sourcetrace.stages import score_trials
+from sourcetrace.registry import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage(4, score_trials, __doc__))
+    sys.exit(main(4))

@@ -2,8 +2,7 @@
 """Stage 2 - average each fingerprint's enrollment embeddings (plain arithmetic mean) into <output_dir>/<system>_fingerprint_avg_emb.csv."""
 import sys
 
-from sourcetrace.cli import run_stage
-from sourcetrace.stages import average_fingerprints
+from sourcetrace.registry import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage(2, average_fingerprints, __doc__))
+    sys.exit(main(2))

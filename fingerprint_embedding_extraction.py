@@ -2,8 +2,7 @@
 """Stage 1 - embeddings of the enrollment utterances listed in the enrollment protocols (enroll_protocol_dir), one matrix per fingerprint: <output_dir>/<system>_embeddings/<fingerprint>.npy with <fingerprint>.ids.tsv."""
 import sys
 
-from sourcetrace.cli import run_stage
-from sourcetrace.stages import extract_enrollment
+from sourcetrace.registry import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage(1, extract_enrollment, __doc__))
+    sys.exit(main(1))

@@ -2,8 +2,7 @@
 """Stage 3 - embeddings of every distinct trial utterance in the trial protocols (trial_protocol_dir), each once: <output_dir>/<system>_protocol_trials.npy with .ids.tsv."""
 import sys
 
-from sourcetrace.cli import run_stage
-from sourcetrace.stages import extract_trials
+from sourcetrace.registry import main
 
 if __name__ == "__main__":
-    sys.exit(run_stage(3, extract_trials, __doc__))
+    sys.exit(main(3))

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .aasist import AASIST
+from .hparams import check_model_config  # noqa: F401  (re-exported)
 
 ARCHITECTURES = {"AASIST": AASIST}
 try:  # the ResNet-34 system lives in its own file

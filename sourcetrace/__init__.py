@@ -1,8 +1,7 @@
-"""sourcetrace: the library behind the five STOPA source-tracing stage scripts.
+"""sourcetrace: the library behind the STOPA source-tracing stage scripts.
 
-One module per concern: `config` (JSON configs and --set overrides), `protocols`
-(enrollment and trial protocol parsing), `audio` (decoding to 16 kHz mono), `extraction`
-(the extraction engine shared by stages 1 and 3), `store` (embeddings with their utterance
-ids, atomic writes), `scoring` (cosine scores), `metrics` (EER and pooling), `stages`
-(the five stages), `cli` (the shared command line).
+Each stage is declared once in `registry`; `cli` and `runner` run it, `provenance` keeps its
+record, `store` owns every output path and format, `stages` holds one body per stage. Below
+them: `config`, `protocols`, `audio`, `extraction` (the engine of stages 1 and 3), `scoring`,
+`pooling`, `metrics`, `ranks` (torchrun), `report`. See README.md, "Layout".
 """

@@ -1,43 +1,105 @@
-"""JSON configuration of a system, with command-line overrides.
+"""JSON configuration of a system: defaults, `--set` overrides, validation of every value.
 
-A config file is a JSON object; keys missing from it take the defaults below. Overrides
-come as `KEY=VALUE` strings: dotted keys reach nested objects (`model_config.nb_samp=48000`)
-and the value is parsed as JSON when it parses, else taken as a plain string.
+A config file is a JSON object; keys missing from it take the defaults of `SCHEMA`. An
+unknown key, from the file or from `--set`, is an error with a did-you-mean. Overrides come
+as `KEY=VALUE` strings: dotted keys reach nested objects (`model_config.nb_samp=48000`) and
+the value is JSON when it parses, else a plain string. Every value is checked before any
+work; relative paths are resolved once against the current directory.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .errors import StageError
 
 KNOWN_ATTACKS = ["AA01", "AA03", "AA05", "AA07", "AA10"]
 INPUT_POLICIES = ("full", "fixed", "reference")
 UNKNOWN_FILTERS = ("reference", "per_label")
-ON_ERROR = ("fail", "skip")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
+PATH_KEYS = ("model_path", "database_path", "enroll_protocol_dir", "trial_protocol_dir", "output_dir")
 
-DEFAULTS = {
-    "system": "AASIST_CM",
-    "model_path": "models/AASIST_CM.pth",
-    "model_config": {},
-    "database_path": "STOPA",
-    "enroll_protocol_dir": "protocols_fingerprint_extraction",
-    "trial_protocol_dir": "protocols_trials_extended",
-    "enroll_audio": "{database_path}/wav/{attack}/dev/{file}",
-    "trial_audio": "{database_path}/wav/{attack}/eval/{file}",
-    "known_attacks": KNOWN_ATTACKS,
-    "input_policy": "full",
-    "batch_size": 8,
-    "num_workers": 2,
-    "device": "auto",
-    "output_dir": ".",
-    "unknown_filter": "reference",
-    "on_error": "fail",
-    "chunk_size": 512,
-    "precision": "fp32",
-    "max_seconds": 300,
+
+@dataclass(frozen=True)
+class Key:
+    default: object
+    check: Callable[[object], str | None]  # None when valid, else what is expected
+
+
+def _choice(*options: str):
+    return lambda v: None if v in options else f"one of {', '.join(options)}"
+
+
+def _int(low: int):
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= low else f"an integer >= {low}"
+
+
+def _number(low: float, high: float | None = None):
+    def check(v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > low and (high is None or v < high)
+        return None if ok else f"a number > {low}" + (f" and < {high}" if high is not None else "")
+    return check
+
+
+def _string(v):
+    return None if isinstance(v, str) and v.strip() else "a non-empty string"
+
+
+def _template(v):
+    if not isinstance(v, str) or "{file}" not in v:
+        return "a path template containing {file}"
+    names = set(re.findall(r"{([^{}]*)}", v))
+    extra = names - {"database_path", "attack", "file"}
+    return f"a template using only {{database_path}}, {{attack}}, {{file}} (not {{{sorted(extra)[0]}}})" if extra else None
+
+
+def _attack_list(v):
+    ok = isinstance(v, list) and v and all(isinstance(a, str) and a for a in v) and len(set(v)) == len(v)
+    return None if ok else "a non-empty list of distinct attack ids"
+
+
+def _operating_points(v):
+    ok = isinstance(v, list) and v and all(
+        isinstance(p, list) and len(p) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p)
+        and 0 < p[0] < 1 and p[1] > 0 and p[2] > 0 for p in v)
+    return None if ok else "a non-empty list of [p_target, c_miss, c_fa] with 0 < p_target < 1 and costs > 0"
+
+
+def _object(v):
+    return None if isinstance(v, dict) else "an object"
+
+
+SCHEMA: dict[str, Key] = {
+    "system": Key("AASIST_CM", _string),
+    "model_path": Key("models/AASIST_CM.pth", _string),
+    "model_config": Key({}, _object),
+    "database_path": Key("STOPA", _string),
+    "enroll_protocol_dir": Key("protocols_fingerprint_extraction", _string),
+    "trial_protocol_dir": Key("protocols_trials_extended", _string),
+    "enroll_audio": Key("{database_path}/wav/{attack}/dev/{file}", _template),
+    "trial_audio": Key("{database_path}/wav/{attack}/eval/{file}", _template),
+    "known_attacks": Key(KNOWN_ATTACKS, _attack_list),
+    "input_policy": Key("full", _choice(*INPUT_POLICIES)),
+    "batch_size": Key(8, _int(1)),
+    "num_workers": Key(2, _int(0)),
+    "device": Key("auto", _string),
+    "output_dir": Key(".", _string),
+    "unknown_filter": Key("reference", _choice(*UNKNOWN_FILTERS)),
+    "on_error": Key("fail", _choice("fail", "skip")),
+    "chunk_size": Key(512, _int(1)),
+    "precision": Key("fp32", _choice(*PRECISION_NAMES)),
+    # AASIST under `full` needs about 0.95 GB of memory per minute of audio: 300 s (4.7 GB for
+    # one utterance) leaves a 24 GB machine room for decoding ahead and the rest of a batch
+    "max_seconds": Key(300, _number(0)),
+    "dcf_operating_points": Key([[0.01, 1, 1], [0.1, 1, 1]], _operating_points),
+    "bootstrap_resamples": Key(200, _int(0)),
+    "bootstrap_seed": Key(0, _int(0)),
 }
 
 
@@ -65,48 +127,65 @@ def apply_override(config: dict, path: list[str], value: object) -> None:
     node[path[-1]] = value
 
 
-def validate(config: dict, source: str) -> None:
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            raise StageError(f"{source}: {msg}")
+def _unknown(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
-    need(isinstance(config["system"], str) and config["system"] != "", "'system' must be a non-empty string")
-    need(config["input_policy"] in INPUT_POLICIES,
-         f"'input_policy' is {config['input_policy']!r}; expected one of {', '.join(INPUT_POLICIES)}")
-    need(config["unknown_filter"] in UNKNOWN_FILTERS,
-         f"'unknown_filter' is {config['unknown_filter']!r}; expected one of {', '.join(UNKNOWN_FILTERS)}")
-    need(config["on_error"] in ON_ERROR, f"'on_error' is {config['on_error']!r}; expected fail or skip")
-    need(config["precision"] in PRECISIONS,
-         f"'precision' is {config['precision']!r}; expected one of {', '.join(PRECISIONS)}")
-    need(isinstance(config["batch_size"], int) and config["batch_size"] >= 1, "'batch_size' must be an integer >= 1")
-    need(isinstance(config["chunk_size"], int) and config["chunk_size"] >= 1, "'chunk_size' must be an integer >= 1")
-    need(isinstance(config["num_workers"], int) and config["num_workers"] >= 0, "'num_workers' must be an integer >= 0")
-    need(isinstance(config["max_seconds"], (int, float)) and not isinstance(config["max_seconds"], bool)
-         and config["max_seconds"] > 0, "'max_seconds' must be a number > 0")
-    need(isinstance(config["known_attacks"], list) and all(isinstance(a, str) for a in config["known_attacks"]),
-         "'known_attacks' must be a list of attack ids")
-    need(isinstance(config["model_config"], dict), "'model_config' must be an object")
-    for key in ("enroll_audio", "trial_audio"):
-        need("{file}" in config[key], f"'{key}' must contain {{file}}")
+
+def _line_of_key(text: str, key: str) -> str:
+    """':<line>' of the first `"key":` in a JSON text, or '' when not found."""
+    match = re.search(r'"' + re.escape(key) + r'"\s*:', text)
+    return f":{text.count(chr(10), 0, match.start()) + 1}" if match else ""
+
+
+def validate(config: dict, source: str) -> None:
+    """Every value against the schema (the model's hyper-parameters: `validate_model_config`)."""
+    for key, spec in SCHEMA.items():
+        expected = spec.check(config[key])
+        if expected:
+            raise StageError(f"{source}: {key!r} is {config[key]!r}; expected {expected}")
+
+
+def validate_model_config(config: dict) -> None:
+    """The architecture's hyper-parameters (imports torch: only for stages that build a model)."""
+    import models
+    problem = models.check_model_config(config["model_config"])
+    if problem:
+        raise StageError(f"{config['config_path']}: model_config: {problem}")
 
 
 def load_config(path: str | Path, overrides: list[str] = (), device: str | None = None) -> dict:
-    """Read a JSON config, fill defaults, apply `--set` overrides and `--device`, validate."""
+    """Read a JSON config, fill defaults, apply `--set` overrides and `--device`, validate.
+
+    Paths (`model_path`, `database_path`, the protocol folders, `output_dir`) come back
+    absolute, so the same file named two ways is the same value.
+    """
     path = Path(path)
     try:
-        user = json.loads(path.read_text())
+        text = path.read_text()
+        user = json.loads(text)
     except FileNotFoundError:
         raise StageError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StageError(f"{path}: cannot read the config ({exc})") from None
     except json.JSONDecodeError as exc:
         raise StageError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(user, dict):
         raise StageError(f"{path}: a config must be a JSON object")
-    config = copy.deepcopy(DEFAULTS)
+    for key in user:
+        if key not in SCHEMA:
+            raise StageError(f"{path}{_line_of_key(text, key)}: {_unknown(key, SCHEMA)}")
+    config = copy.deepcopy({key: spec.default for key, spec in SCHEMA.items()})
     config.update(user)
-    for text in overrides:
-        apply_override(config, *parse_override(text))
+    for item in overrides:
+        keys, value = parse_override(item)
+        if keys[0] not in SCHEMA:
+            raise StageError(f"--set {item}: {_unknown(keys[0], SCHEMA)}")
+        apply_override(config, keys, value)
     if device:
         config["device"] = device
     validate(config, str(path))
+    for key in PATH_KEYS:
+        config[key] = os.path.abspath(os.path.expanduser(config[key]))
     config["config_path"] = str(path)
     return config

@@ -95,7 +95,7 @@ def column_index(header: list[str], name: str, position: int, path: Path) -> int
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        return path.read_text().splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         raise StageError(f"{path}: protocol file not found") from None
     except UnicodeDecodeError as exc:
@@ -162,7 +162,7 @@ def _read_table_fast(path: Path, header_line: str, columns: list[str] | None) ->
 
 def _first_line(path: Path) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:  # a BOM is not part of the first column's name
             return handle.readline().rstrip("\r\n")
     except FileNotFoundError:
         raise StageError(f"{path}: protocol file not found") from None
@@ -173,9 +173,11 @@ def _first_line(path: Path) -> str:
 def read_trials(path: Path, identity_only: bool = False) -> TrialProtocol:
     """Parse a trial file; rows with a bad width or a bad boolean are errors.
 
-    With `identity_only`, only the fingerprint, file name and attack columns are kept (what
-    extraction needs) and the target columns are not checked. Duplicate trials are found
-    by `duplicate_rows` once rows have been resolved to ids (cheaper than hashing strings).
+    With `identity_only`, only the fingerprint, file name and attack columns are kept and the
+    target columns are not checked. A row whose `AbstractModel` is not the file's own
+    fingerprint is an error: its labels describe this file's fingerprint. Duplicate trials
+    are found by `check_unique_trials` once rows have been resolved to ids (cheaper than
+    hashing strings).
     """
     path = Path(path)
     fingerprint, attack = trial_fingerprint(path)
@@ -197,9 +199,39 @@ def read_trials(path: Path, identity_only: bool = False) -> TrialProtocol:
                           if columns is None or name in columns})
     if table.num_rows == 0:
         raise StageError(f"{path}: no trial rows after the header")
+    if "AbstractModel" in table.column_names:
+        other = pc.not_equal(table.column("AbstractModel"), pa.scalar(fingerprint))
+        if pc.any(other).as_py():
+            row = int(np.flatnonzero(other.to_numpy(zero_copy_only=False))[0])
+            raise StageError(f"{path}:{line_of(path, row)}: AbstractModel is "
+                             f"{table.column('AbstractModel')[row].as_py()!r}, but this is the trial file of "
+                             f"fingerprint {fingerprint!r}")
     targets = {name: parse_booleans(table.column(name), path, name)
                for name in table.column_names if name.startswith("IsTarget")}
     return TrialProtocol(path, fingerprint, attack, table, file_column, attack_column, targets)
+
+
+def read_trial_files(paths: list[Path]):
+    """`read_trials` of each file in turn; every file must have the first one's header."""
+    header = None
+    for path in paths:
+        protocol = read_trials(path)
+        if header is None:
+            header = protocol.table.column_names
+        elif protocol.table.column_names != header:
+            raise StageError(f"{path}:1: header differs from {paths[0].name}'s "
+                             f"({' '.join(protocol.table.column_names)} vs {' '.join(header)})")
+        yield protocol
+
+
+def validate_trials(paths: list[Path]):
+    """Read every trial file in full (widths, labels, fingerprints, one header for all) and
+    yield each with its identity columns only, one file in memory at a time."""
+    for protocol in read_trial_files(paths):
+        keep = [c for c in protocol.table.column_names
+                if c in ("AbstractModel", protocol.file_column, protocol.attack_column)]
+        yield TrialProtocol(protocol.path, protocol.fingerprint, protocol.attack, protocol.table.select(keep),
+                            protocol.file_column, protocol.attack_column, {})
 
 
 def trial_fingerprint(path: Path) -> tuple[str, str]:

@@ -1,120 +1,85 @@
-"""What produced each output, so a stage knows when it is up to date and when its inputs are stale.
+"""Stage records, as DVC's lock file: what produced each output, and whether it still holds.
 
-After a stage succeeds it writes `<output_dir>/<system>_records/stage<N>.json`:
+`<output_dir>/<system>_records/stage<N>.json` holds:
 
-- `params`: the config values the stage uses and the identities (SHA-256) of the files it
-  reads that no other stage wrote: protocol files, the checkpoint;
-- `upstream`: the digest of each record it consumed;
-- `outputs`: size and modification time of every file it wrote;
-- `skipped`: utterances left out under `on_error: skip`.
+- `params`: the stage's config values (its declared keys, less those that only decide how
+  the work is done) and the identities of the files it read that no stage wrote: SHA-256 of
+  protocols and checkpoint, size and modification time of audio (as `make`);
+- `upstream`: the digest of each upstream record it read;
+- `outputs`: size and modification time of every file it wrote; `skipped`: how many
+  utterances it left out and the digest of their rows in the skip manifest;
+- `world_size`: how many processes ran it (not part of the identity).
 
-A stage whose record matches the current config, inputs and upstream records, and whose
-outputs are intact, is up to date and does nothing. A stage whose upstream outputs were
-produced under other values than the current config's stops and names them.
+A stage is *current* when its record exists, its params equal what the config and inputs
+give now, its outputs and skip rows are as recorded, and every upstream stage is current
+and still the one it read: transitively, so a change anywhere makes everything below it
+out of date. A record is replaced only together with its outputs (`commit`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
-from .errors import StageError
-from .protocols import protocol_files, trial_fingerprint
-from .store import write_text
+from .registry import STAGES, Stage
+from .results import Skip
+from .store import Paths, write_text
+from .testhooks import kill_point
+from .store.skips import manifest_text, read_skips, skips_digest, write_manifest
 
-UPSTREAM = {1: [], 2: [1], 3: [], 4: [2, 3], 5: [4]}
-SCRIPTS = {1: "fingerprint_embedding_extraction.py", 2: "create_fingerprint_avg_emb_csv.py",
-           3: "trials_embedding_extraction.py", 4: "cosine_sim.py", 5: "compute_eer_pooled.py"}
+# how the work is done, where it goes, and where inputs are found: the inputs themselves are
+# identified by content (protocols, checkpoint) or by size and time (audio)
+NOT_IDENTITY = {"system", "output_dir", "device", "num_workers", "chunk_size", "model_path", "database_path",
+                "enroll_protocol_dir", "trial_protocol_dir", "enroll_audio", "trial_audio"}
 _digests: dict[tuple, str] = {}
+STAGED_RECORD = ".record.json"
+STAGED_MANIFEST = ".skipped.csv"
 
 
 def file_digest(path: Path) -> str:
     """SHA-256 of a file, computed once per process for a given size and mtime."""
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
     if key not in _digests:
-        h = hashlib.sha256()
         with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                h.update(block)
-        _digests[key] = h.hexdigest()
+            _digests[key] = hashlib.file_digest(handle, "sha256").hexdigest()
     return _digests[key]
 
 
-def _protocols(directory: str, trials: bool, attacks: list[str] | None = None) -> dict[str, str]:
-    paths = protocol_files(Path(directory), trials=trials)
-    if attacks is not None:
-        paths = [p for p in paths if trial_fingerprint(p)[1] in attacks]
-    return {p.name: file_digest(p) for p in paths}
+def stat_identity(path: Path) -> dict:
+    stat = os.stat(path)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _model(cfg: dict) -> dict:
-    params = {"model_path": cfg["model_path"], "checkpoint_sha256": file_digest(cfg["model_path"]),
-              "model_config": cfg["model_config"], "input_policy": cfg["input_policy"],
-              "on_error": cfg["on_error"]}
-    if cfg["input_policy"] == "reference":  # only there does the batch size change embeddings
-        params["batch_size"] = cfg["batch_size"]
-    if cfg["precision"] != "fp32":  # reduced precision changes embeddings (slightly)
-        params["precision"] = cfg["precision"]
-    return params
+def identity(stage: Stage, cfg) -> dict:
+    """The values and input identities that determine `stage`'s outputs now."""
+    params = {k: cfg[k] for k in stage.params if k not in NOT_IDENTITY}
+    if params.get("input_policy", "reference") != "reference":
+        params.pop("batch_size", None)  # only `reference` lets the batch size change embeddings
+    if stage.inputs:
+        params.update(stage.load("inputs")(cfg))
+    return json.loads(json.dumps(params))  # as it reads back from JSON (tuples -> lists)
 
 
-def stage_params(cfg: dict, stage: int) -> dict:
-    """The config values and input identities that determine stage `stage`'s outputs."""
-    if stage == 1:
-        return {**_model(cfg), "database_path": cfg["database_path"], "enroll_audio": cfg["enroll_audio"],
-                "enroll_protocols": _protocols(cfg["enroll_protocol_dir"], trials=False)}
-    if stage == 2:
-        return {"enroll_protocols": _protocols(cfg["enroll_protocol_dir"], trials=False)}
-    if stage == 3:
-        return {**_model(cfg), "database_path": cfg["database_path"], "trial_audio": cfg["trial_audio"],
-                "trial_protocols": _protocols(cfg["trial_protocol_dir"], trials=True)}
-    if stage == 4:
-        return {"known_attacks": sorted(cfg["known_attacks"]),
-                "trial_protocols": _protocols(cfg["trial_protocol_dir"], True, cfg["known_attacks"])}
-    if stage == 5:
-        return {"known_attacks": sorted(cfg["known_attacks"]), "unknown_filter": cfg["unknown_filter"]}
-    raise ValueError(stage)
-
-
-def record_path(cfg: dict, stage: int) -> Path:
-    return Path(cfg["output_dir"]) / f"{cfg['system']}_records" / f"stage{stage}.json"
-
-
-def load_record(cfg: dict, stage: int) -> dict | None:
-    path = record_path(cfg, stage)
+def load_record(paths: Paths, number: int) -> dict | None:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError:
-        return None  # unreadable: treated as absent, the stage recomputes
+        return json.loads(paths.record(number).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None  # absent or unreadable: nothing it claims is trusted
 
 
 def digest(record: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def _identity(path: Path) -> dict:
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def outputs_intact(cfg: dict, record: dict) -> bool:
-    for name, identity in record.get("outputs", {}).items():
-        path = Path(cfg["output_dir"]) / name
-        if not path.is_file() or _identity(path) != identity:
-            return False
-    return True
-
-
-def _differences(recorded: dict, current: dict, prefix: str = "") -> list[str]:
+def differences(recorded: dict, current: dict, prefix: str = "") -> list[str]:
     diffs = []
     for key in sorted(set(recorded) | set(current)):
         old, new = recorded.get(key, "<absent>"), current.get(key, "<absent>")
         if isinstance(old, dict) and isinstance(new, dict):
-            diffs += _differences(old, new, f"{prefix}{key}.")
+            diffs += differences(old, new, f"{prefix}{key}.")
         elif old != new:
             diffs.append(f"{prefix}{key}: {_short(old)} (outputs) vs {_short(new)} (now)")
     return diffs
@@ -125,57 +90,113 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _compatible(stage: int, recorded: dict, current: dict) -> list[str]:
-    if stage == 4 and set(current["known_attacks"]) <= set(recorded["known_attacks"]):
-        # stage 5 pools only the current known attacks' fingerprints: scores of a superset serve
-        kept = {k: v for k, v in recorded["trial_protocols"].items() if k in current["trial_protocols"]}
-        return _differences({"trial_protocols": kept}, {"trial_protocols": current["trial_protocols"]})
-    return _differences(recorded, current)
+def _differences_for_readers(number: int, recorded: dict, current: dict) -> list[str]:
+    """Differences that matter to a stage reading `number`'s outputs.
+
+    Stage 5 pools only the current known attacks' fingerprints, so stage 4's scores of a
+    superset of them serve it as well. An input that cannot be identified now (None: a
+    checkpoint no longer there) is taken as recorded: the reader does not need it."""
+    current = {k: (recorded.get(k) if v is None else v) for k, v in current.items()}
+    if number == 4 and set(current.get("known_attacks", [])) <= set(recorded.get("known_attacks", [])):
+        kept = {k: v for k, v in recorded.get("trial_protocols", {}).items() if k in current.get("trial_protocols", {})}
+        return differences({"trial_protocols": kept}, {"trial_protocols": current.get("trial_protocols", {})})
+    return differences(recorded, current)
 
 
-def _all_upstream(stage: int) -> list[int]:
-    seen: list[int] = []
-    for u in UPSTREAM[stage]:
-        for v in _all_upstream(u) + [u]:
-            if v not in seen:
-                seen.append(v)
-    return seen
+class Checker:
+    """Answers "is stage N current?" for one config, each stage's identity computed once."""
 
+    def __init__(self, cfg_of, paths: Paths):
+        self.cfg_of = cfg_of  # stage number -> that stage's view of the config
+        self.paths = paths
+        self._identity: dict[int, dict] = {}
 
-def check_upstream(cfg: dict, stage: int, allow_stale: bool) -> dict[int, dict]:
-    """Records of the stages `stage` reads; stale ones stop the run unless `allow_stale`."""
-    records = {}
-    problems = []
-    for u in _all_upstream(stage):
-        record = load_record(cfg, u)
+    def identity(self, number: int) -> dict:
+        if number not in self._identity:
+            self._identity[number] = identity(STAGES[number], self.cfg_of(number))
+        return self._identity[number]
+
+    def problem(self, number: int, as_upstream: bool = False) -> str | None:
+        """None when stage `number` is current, else why not (one clause)."""
+        record = load_record(self.paths, number)
         if record is None:
-            continue  # the stage itself reports missing outputs
-        records[u] = record
-        diffs = _compatible(u, record["params"], stage_params(cfg, u))
-        if not outputs_intact(cfg, record):
-            diffs.append("its outputs were changed or removed after it ran")
+            return "it has not run for this system and output folder (no record)"
+        if not self.outputs_intact(record):
+            return "its outputs were changed or removed after it ran"
+        current = self.identity(number)
+        diffs = (_differences_for_readers if as_upstream else lambda n, r, c: differences(r, c))(number, record["params"], current)
         if diffs:
-            problems.append(f"stage {u} ({SCRIPTS[u]}) is stale: " + "; ".join(diffs[:4])
-                            + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else ""))
-    if problems and not allow_stale:
-        raise StageError(" | ".join(problems) + " -- re-run the stale stage(s) with this config, "
-                         "or pass --allow-stale to use them anyway")
-    return records
+            return "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+        for u in STAGES[number].upstream:
+            upstream = load_record(self.paths, u)
+            if upstream is None or record["upstream"].get(str(u)) != digest(upstream):
+                return f"stage {u} ran again after it"
+            if self.problem(u, as_upstream=True):
+                return f"it read stage {u}, which is out of date"
+        return None
+
+    def outputs_intact(self, record: dict) -> bool:
+        for name, recorded in record.get("outputs", {}).items():
+            path = self.paths.output_dir / name
+            if not path.is_file() or stat_identity(path) != recorded:
+                return False
+        skipped = record.get("skipped", {"count": 0})
+        if skipped["count"] or self.paths.skipped_csv.is_file():
+            return skips_digest(read_skips(self.paths.skipped_csv, record["stage"])) == skipped["sha256"]
+        return True
 
 
-def current_record(cfg: dict, stage: int, upstream: dict[int, dict]) -> dict:
-    return {"stage": stage, "params": stage_params(cfg, stage),
-            "upstream": {str(u): digest(upstream[u]) for u in UPSTREAM[stage] if u in upstream}}
+def commit(paths: Paths, number: int, params: dict, upstream: dict[int, dict], outputs: list[Path],
+           skips: list[Skip], world_size: int) -> None:
+    """Replace stage `number`'s outputs and record in one step.
+
+    The new outputs wait in the stage's staging folder. Their record is written there last:
+    from then on the commit is decided, and `apply_staged` (run now, or by the next run
+    after a kill) moves the outputs into place and the record after them. Before that
+    point nothing outside the staging folder has changed.
+    """
+    staging = paths.staging(number)
+    rel = [str(Path(p).relative_to(paths.output_dir)) for p in outputs]
+    record = {"stage": number, "params": params, "upstream": {str(u): digest(r) for u, r in upstream.items()},
+              "outputs": {name: stat_identity(staging / name) for name in rel},
+              "skipped": {"count": len(skips), "sha256": skips_digest(skips)}, "world_size": world_size}
+    text = manifest_text(read_skips(paths.skipped_csv), number, skips)
+    write_text(staging / STAGED_MANIFEST, text if text is not None else "")
+    write_text(staging / STAGED_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    kill_point("commit")
+    apply_staged(paths, number)
 
 
-def up_to_date(cfg: dict, stage: int, wanted: dict) -> bool:
-    record = load_record(cfg, stage)
-    return (record is not None and record["params"] == wanted["params"]
-            and record["upstream"] == wanted["upstream"] and outputs_intact(cfg, record))
+def apply_staged(paths: Paths, number: int) -> bool:
+    """Finish a decided commit found in the staging folder; False when there is none."""
+    staging = paths.staging(number)
+    staged_record = staging / STAGED_RECORD
+    if not staged_record.is_file():
+        return False
+    record = json.loads(staged_record.read_text())
+    old = load_record(paths, number)
+    paths.record(number).unlink(missing_ok=True)  # from here until the end, no record: nothing trusted
+    for name in record["outputs"]:
+        source, target = staging / name, paths.output_dir / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+    for name in (old or {}).get("outputs", {}):
+        if name not in record["outputs"]:
+            (paths.output_dir / name).unlink(missing_ok=True)
+    manifest = staging / STAGED_MANIFEST
+    if manifest.is_file():
+        text = manifest.read_text()
+        write_manifest(paths.skipped_csv, text or None)
+    paths.record(number).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged_record, paths.record(number))
+    shutil.rmtree(staging, ignore_errors=True)
+    _remove_empty(staging.parent)
+    return True
 
 
-def save_record(cfg: dict, wanted: dict, outputs: list[Path], skipped: list[dict]) -> None:
-    root = Path(cfg["output_dir"])
-    record = dict(wanted, outputs={str(Path(p).relative_to(root)): _identity(Path(p)) for p in outputs},
-                  skipped=skipped)
-    write_text(record_path(cfg, wanted["stage"]), json.dumps(record, indent=1, sort_keys=True) + "\n")
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

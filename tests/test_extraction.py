@@ -100,7 +100,7 @@ def test_a_full_disk_says_so_and_that_the_run_resumes(tmp_path, monkeypatch):
     with pytest.raises(ExtractionError) as caught:
         store.write(1, [2], np.ones((1, 3), np.float32), {})
     assert str(caught.value) == (f"{tmp_path / 'work'}: disk full while writing extraction work; free some "
-                                 f"space and run again: it resumes from the 1 finished chunk(s)")
+                                 f"space and run again: it resumes from the 1 finished chunk(s); the previous outputs are unchanged")
     assert sorted(p.name for p in store.work.iterdir()) == ["chunk_000000.npz"]  # no .part left
 
 

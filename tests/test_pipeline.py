@@ -17,8 +17,9 @@ from conftest import REPO, SHARED
 from corpus import ATTACKS, KNOWN, make_corpus
 from sourcetrace.metrics import LABELS, compute_eer, scenario_masks
 
-STAGES = ["fingerprint_embedding_extraction.py", "create_fingerprint_avg_emb_csv.py",
-          "trials_embedding_extraction.py", "cosine_sim.py", "compute_eer_pooled.py"]
+from sourcetrace.registry import STAGES as REGISTRY
+
+STAGES = [REGISTRY[n].script for n in range(1, 6)]
 
 
 def run(script, cwd, *args):

@@ -114,9 +114,9 @@ class Extractor:
                 setup = (plan, sorted(store.finished() & set(range(len(plan.chunks)))))
             except ExtractionError as exc:
                 setup = str(exc)
-        setup = world.broadcast(setup)  # every rank raises rank 0's error alike
-        if isinstance(setup, str):
-            raise ExtractionError(setup)
+        setup = world.broadcast(setup)
+        if isinstance(setup, str):  # rank 0 reports it; the others only stop
+            raise ExtractionError(setup) if world.is_main else SystemExit(2)
         plan, done = setup
         pending = sorted(set(range(len(plan.chunks))) - set(done))
         mine = share_chunks(pending, plan.weights, world.size)[world.rank]

@@ -1,0 +1,62 @@
+"""Stage 5: pooled EERs of the known and unknown scenarios, by ATK, AM and VM.
+
+Reads stage 4's Arrow copy when stage 4's record shows it intact, else the evaluation CSV
+(also one made elsewhere). Writes the reference files `pooled_eer_kn.csv`,
+`pooled_eer_ukn.csv` and `pooled_eer_details.json`, and prints the table.
+"""
+from __future__ import annotations
+
+import json
+
+from .. import metrics
+from ..errors import StageError
+from ..pooling import pooled_rows
+from ..results import StageResult
+from ..store import write_text
+from ..store.scores import read_evaluation_arrow, read_evaluation_csv
+
+
+def inputs(cfg) -> dict:
+    """A file made elsewhere (no stage 4 record) is identified by its content."""
+    from ..provenance import file_digest, load_record
+    from ..store import Paths
+    paths = Paths.of(cfg)
+    if load_record(paths, 4) is None and paths.evaluation_csv.is_file():
+        return {"evaluation_csv": file_digest(paths.evaluation_csv)}
+    return {}
+
+
+def _read(ctx):
+    from ..provenance import Checker, load_record
+    paths = ctx.paths
+    record = load_record(paths, 4)
+    arrow = paths.evaluation_arrow
+    if record and arrow.name in record["outputs"] and Checker(None, paths).outputs_intact(record):
+        return arrow, read_evaluation_arrow(arrow)
+    return paths.evaluation_csv, read_evaluation_csv(paths.evaluation_csv)
+
+
+def run(ctx) -> StageResult:
+    cfg = ctx.cfg
+    source, table = _read(ctx)
+    try:
+        rows = pooled_rows(table, cfg["known_attacks"])
+        labels = {name: rows.labels[name] for name in metrics.LABELS}
+        results = metrics.pooled_eers(rows.scores, rows.is_known, labels, cfg["unknown_filter"])
+    except ValueError as exc:
+        raise StageError(f"{source}: {exc}") from None
+    out = ctx.paths.eer_dir
+    files = {name: out / name for name in ("pooled_eer_kn.csv", "pooled_eer_ukn.csv", "pooled_eer_details.json")}
+    write_text(ctx.output(files["pooled_eer_kn.csv"]), metrics.format_pooled_csv(results["known"]))
+    write_text(ctx.output(files["pooled_eer_ukn.csv"]), metrics.format_pooled_csv(results["unknown"]))
+    details = {scenario: {name: {"eer_percent": r.percent, "eer": r.eer, "threshold": r.threshold,
+                                 "n_target": r.n_target, "n_nontarget": r.n_nontarget}
+                          for name, r in res.items()} for scenario, res in results.items()}
+    write_text(ctx.output(files["pooled_eer_details.json"]), json.dumps(
+        {"system": ctx.paths.system, "known_attacks": list(cfg["known_attacks"]),
+         "unknown_filter": cfg["unknown_filter"], "rows": int(len(rows.scores)), **details}, indent=2) + "\n")
+    print(f"{ctx.paths.system} pooled EER (%), unknown scenario filter: {cfg['unknown_filter']}")
+    print(f"{'':10s}{'ATK':>8s}{'AM':>8s}{'VM':>8s}")
+    for scenario in ("known", "unknown"):
+        print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in metrics.LABELS))
+    return StageResult(list(files.values()))

@@ -1,0 +1,73 @@
+"""Stage 3: embeddings of every distinct trial utterance across all trial files, once.
+
+Every trial file is validated in full first (header, labels, fingerprint of every row), so
+a bad row stops the run before any extraction. Utterances come in order of first
+appearance over the files in name order.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..protocols import data_lines, protocol_files, validate_trials
+from ..results import StageResult
+from ..store import ids_path, save_embeddings
+from .extraction import audio_identity, audio_path, build_extractor, log, model_identity, skip_of
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: list[Path]
+    utterances: list
+
+
+def plan(cfg) -> Plan:
+    return _plan(cfg["trial_protocol_dir"], cfg["trial_audio"], cfg["database_path"])
+
+
+@functools.lru_cache(maxsize=2)
+def _plan(protocol_dir: str, template: str, database_path: str) -> Plan:
+    from ..extraction import Utterance
+
+    files = protocol_files(Path(protocol_dir), trials=True)
+    utterances, seen = [], pa.array([], pa.string())
+    for protocol in validate_trials(files):  # one file in memory at a time
+        keys = protocol.utterance_keys
+        distinct = pc.unique(keys)
+        new = distinct.filter(pc.invert(pc.is_in(distinct, value_set=seen)))
+        if not len(new):
+            continue
+        lines = data_lines(protocol.path)[pc.index_in(new, value_set=keys).to_numpy()]  # first row of each
+        for key, line in zip(new.to_pylist(), lines.tolist()):
+            attack, file = key.split("\t", 1)
+            utterances.append(Utterance(attack, file, audio_path(template, database_path, attack, file),
+                                        protocol.path, line))
+        seen = pa.concat_arrays([seen, new])
+    return Plan(files, utterances)
+
+
+def inputs(cfg) -> dict:
+    from ..provenance import file_digest
+    p = plan(cfg)
+    return {**model_identity(cfg), "trial_protocols": {f.name: file_digest(f) for f in p.files},
+            "audio": audio_identity(u.path for u in p.utterances)}
+
+
+def run(ctx) -> StageResult | None:
+    utterances = plan(ctx.cfg).utterances
+    log.info("%d distinct trial utterance(s)", len(utterances))
+    result = build_extractor(ctx).extract(utterances, ctx.work_dir, desc="trials")
+    if result is None:  # another rank assembles and writes
+        return None
+    kept = [i for i in range(len(utterances)) if i not in result.failed]
+    out = ctx.paths.trial_embeddings
+    save_embeddings(ctx.output(out), result.embeddings[kept], [utterances[i].key for i in kept])
+    log.info("wrote %s", out)
+    skipped = [skip_of(3, utterances[i], reason) for i, reason in sorted(result.failed.items())]
+    if skipped:
+        log.warning("skipped %d trial utterance(s)", len(skipped))
+    return StageResult([out, ids_path(out)], skipped, work=[result.work])

@@ -174,3 +174,26 @@ def test_a_failing_rank_stops_the_run_with_its_message(audio, tmp_path):
     done = run([tmp_path / "db", tmp_path / "work", tmp_path / "out.npz"], ranks=2)
     assert done.returncode != 0 and not (tmp_path / "out.npz").exists()
     assert f"error: {tmp_path / 'db' / 'list.txt'}:7: {bad}: truncated WAV" in done.stderr
+
+
+@pytest.mark.parametrize("policy", ["full", "fixed"])
+def test_stage_scripts_under_torchrun_give_the_bytes_of_one_process(policy, tmp_path):
+    from test_reliability import SCRIPTS, make
+    make(tmp_path)
+    settings = ["--set", f"input_policy={policy}", "--set", "model_config.nb_samp=12000", "--set", "chunk_size=3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one intra-op thread, as each of 2 ranks on 2 cores
+    for ranks, folder in ((1, "one"), (2, "two")):
+        launcher = [sys.executable] if ranks == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+        for number in (1, 3):
+            done = subprocess.run(launcher + [str(REPO / SCRIPTS[number]), "--config", str(tmp_path / "sys.conf"),
+                                              *settings, "--set", f"output_dir={tmp_path / folder}"],
+                                  capture_output=True, text=True, env=env)
+            assert done.returncode == 0, done.stderr
+    outputs = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
+                     if p.suffix in (".npy", ".tsv"))
+    assert len(outputs) == 2 * 15 + 2  # 15 fingerprint matrices and the trial matrix, each with its ids
+    for name in outputs:
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    record = json.loads((tmp_path / "two" / "AASIST_CM_records" / "stage3.json").read_text())
+    assert record["world_size"] == 2 and not (tmp_path / "two" / ".AASIST_CM_work").exists()

@@ -64,8 +64,8 @@ class ChunkStore:
             if exc.errno != errno.ENOSPC:
                 raise
             raise ExtractionError(f"{self.work}: disk full while writing extraction work; free some space and "
-                                  f"run again: it resumes from the {len(self.finished())} finished chunk(s); the previous outputs "
-                                  f"are unchanged") from None
+                                  f"run again: it resumes from the {len(self.finished())} finished chunk(s); "
+                                  f"the previous outputs are unchanged") from None
 
     def load(self, k: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """(utterance indices, embedding rows, failures) of chunk k."""

@@ -51,6 +51,8 @@ CPU_FORWARD_SAMPLES = 16 * 16000
 # file): 300 s stays under 5 GB, within a 24 GB machine with room for the rest of the run.
 MAX_SECONDS = 300
 KILL_HOOK = "SOURCETRACE_TEST_KILL_AFTER_CHUNKS"  # tests only: SIGKILL after writing this many chunks
+
+
 class Extractor:
     """Runs one model over lists of utterances with one input policy, in this process or
     shared among the ranks of `world`.

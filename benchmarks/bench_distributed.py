@@ -3,7 +3,8 @@
 Runs `tests/extract_driver.py` (AASIST_CM, `nb_samp` 12000 for `fixed`) on generated FLAC
 files (durations log-normal as in bench_extraction.py), as
 
-- one process with `--threads` intra-op threads (default: all cores), and
+- one process with `--threads` intra-op threads (default: all cores), and one with as many
+  threads as each rank of the largest world gets (whose bytes every run is compared with),
 - `torchrun --standalone --nproc_per_node=R` for each R of `--ranks`, each rank with
   cores // R threads (what `sourcetrace.ranks.init_world` gives it),
 
@@ -76,23 +77,23 @@ def main() -> None:
         print(f"{len(paths)} files, {audio_s:.1f} s of audio; AASIST_CM, policy {args.policy}, batch "
               f"{args.batch_size}, chunks of {args.chunk_size}, {args.num_workers} decoding thread(s) per process, "
               f"{cores} cores; best of {args.repeats}")
-        settings = [(1, args.threads)] + [(r, max(1, cores // r)) for r in args.ranks]
-        reference = None
+        per_rank = max(1, cores // max(args.ranks))  # the threads of each rank of the largest world
+        settings = list(dict.fromkeys([(1, per_rank), (1, args.threads)] + [(r, max(1, cores // r)) for r in args.ranks]))
+        reference = None  # bytes of one process with `per_rank` threads, the first setting
         times: dict[tuple[int, int], list[float]] = {s: [] for s in settings}
         same = {s: True for s in settings}
         for _ in range(args.repeats):  # settings interleaved: other load on the machine hits all alike
             for ranks, threads in settings:
                 seconds, data = run(tmp / "audio", tmp, args, ranks, threads)
                 times[(ranks, threads)].append(seconds)
-                if reference is None:
-                    reference = run(tmp / "audio", tmp, args, 1, max(1, cores // max(args.ranks)))[1]
+                reference = reference or data
                 same[(ranks, threads)] &= data == reference
         for (ranks, threads), values in times.items():
             best = min(values)
             label = "1 process" if ranks == 1 else f"{ranks} ranks"
             print(f"  {label:9s} x {threads} thread(s): {len(paths) / best:6.2f} utt/s, {audio_s / best:6.1f} "
                   f"audio-s/s ({best:.2f} s; all runs {', '.join(f'{v:.2f}' for v in values)}); bytes of 1 process "
-                  f"x {max(1, cores // max(args.ranks))} thread(s): {'same' if same[(ranks, threads)] else 'differ'}")
+                  f"x {per_rank} thread(s): {'same' if same[(ranks, threads)] else 'differ'}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command: set up (a .venv with requirements.txt, once), then run the five stages for
-# AASIST_CM and AASIST_STOPA on the bundled Mini-STOPA corpus and print the pooled EER table.
+# AASIST_CM and AASIST_STOPA on the bundled Mini-STOPA corpus, print the pooled EER table and
+# write the evaluation report (demo_outputs/report.md; its path is printed last).
 # Outputs go to demo_outputs/. Extra arguments go to every stage (e.g. --device cpu, --force).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +19,6 @@ for config in config/demo.conf config/demo_AASIST_STOPA.conf; do
     "$PY" "$stage.py" --config "$config" --quiet "$@"
   done
 done
+echo "(Mini-STOPA; stages ran in $(( $(date +%s) - start )) s)"
 echo
 "$PY" -m sourcetrace.report demo_outputs AASIST_CM AASIST_STOPA
-echo "(Mini-STOPA; stages ran in $(( $(date +%s) - start )) s)"

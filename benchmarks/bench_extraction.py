@@ -44,6 +44,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the seeded ResNet-34 weights
 
 import models  # noqa: E402
 from models.aasist import AASIST  # noqa: E402
@@ -51,11 +52,12 @@ from models.resnet34 import ResNet34  # noqa: E402
 from sourcetrace import extraction  # noqa: E402
 from sourcetrace.extraction import device as engine_device  # noqa: E402
 from sourcetrace.audio import load_audio  # noqa: E402
+from resnet34_seeded import NUM_CLASSES, seeded_state_dict  # noqa: E402
 from sourcetrace.extraction import PRECISIONS, Extractor, Utterance  # noqa: E402
 
-MODELS = {  # name: (config file, checkpoint relative to the repository root)
+MODELS = {  # name: (config file, checkpoint relative to the repository root or None: seeded weights)
     "aasist": ("config/AASIST.conf", "models/AASIST_CM.pth"),
-    "resnet34": ("config/ResNet-34.conf", "../shared/fixtures/resnet34/resnet34_random_init.pt"),
+    "resnet34": ("config/ResNet-34.conf", None),
 }
 SR = 16000
 
@@ -81,6 +83,10 @@ def make_audio(folder: Path, n: int, median_s: float, sigma: float, min_s: float
 def load_model(name: str, policy: str, device: torch.device) -> torch.nn.Module:
     config, checkpoint = MODELS[name]
     model_config = json.loads((REPO / config).read_text())["model_config"]
+    if checkpoint is None:  # the trained ResNet-34 is not public; its speed does not depend on the weights
+        model = ResNet34(model_config, NUM_CLASSES, policy)
+        model.load_state_dict(seeded_state_dict(model_config), strict=True)
+        return model.eval().to(device)
     return models.load_model(model_config, REPO / checkpoint, policy, device)
 
 
@@ -270,9 +276,6 @@ def main() -> None:
         engine_device.tune_cpu_allocator()
     devices = [torch.device(d) for d in args.devices] if args.devices else (
         [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else []))
-    if "resnet34" in args.models and not (REPO / MODELS["resnet34"][1]).is_file():
-        print(f"ResNet-34 fixture {MODELS['resnet34'][1]} not found; AASIST only", file=sys.stderr)
-        args.models = [m for m in args.models if m != "resnet34"]
 
     with tempfile.TemporaryDirectory(prefix="bench_extraction_") as tmp:
         tmp = Path(tmp)

@@ -97,6 +97,9 @@ SCHEMA: dict[str, Key] = {
     # AASIST under `full` needs about 0.95 GB of memory per minute of audio: 300 s (4.7 GB for
     # one utterance) leaves a 24 GB machine room for decoding ahead and the rest of a batch
     "max_seconds": Key(300, _number(0)),
+    # under `reference`, stage 3 batches the rows of this trial file in its order (the published
+    # scripts extracted one file's utterances and attached them to every file by row order)
+    "reference_trial_file": Key("AA01-co-100", _string),
     "dcf_operating_points": Key([[0.01, 1, 1], [0.1, 1, 1]], _operating_points),
     "bootstrap_resamples": Key(200, _int(0)),
     "bootstrap_seed": Key(0, _int(0)),

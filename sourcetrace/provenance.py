@@ -57,7 +57,9 @@ def identity(stage: Stage, cfg) -> dict:
     """The values and input identities that determine `stage`'s outputs now."""
     params = {k: cfg[k] for k in stage.params if k not in NOT_IDENTITY}
     if params.get("input_policy", "reference") != "reference":
-        params.pop("batch_size", None)  # only `reference` lets the batch size change embeddings
+        # only `reference` lets the batch size (and so the batching file) change embeddings
+        params.pop("batch_size", None)
+        params.pop("reference_trial_file", None)
     if stage.inputs:
         params.update(stage.load("inputs")(cfg))
     return json.loads(json.dumps(params))  # as it reads back from JSON (tuples -> lists)

@@ -56,7 +56,7 @@ STAGES: dict[int, Stage] = {s.number: s for s in [
           "sourcetrace.stages.fingerprints:run", "sourcetrace.stages.fingerprints:inputs"),
     Stage(3, "trials_embedding_extraction.py",
           "embeddings of every distinct trial utterance, once",
-          WHERE + MODEL + ("database_path", "trial_protocol_dir", "trial_audio"), (),
+          WHERE + MODEL + ("database_path", "trial_protocol_dir", "trial_audio", "reference_trial_file"), (),
           "sourcetrace.stages.trials:run", "sourcetrace.stages.trials:inputs"),
     Stage(4, "cosine_sim.py",
           "cosine score of every trial row of the known attacks' fingerprints",

@@ -1,12 +1,24 @@
-"""Print pooled EER files as a Table-4-style table, beside the paper's numbers when asked.
+"""Print the pooled EER table (Table 4's layout) and write one Markdown report of the systems.
 
-    python -m sourcetrace.report OUTPUT_DIR SYSTEM [SYSTEM ...] [--paper]
+    python -m sourcetrace.report OUTPUT_DIR SYSTEM [SYSTEM ...] [--paper] [--out PATH]
+
+Reads stage 5's outputs in OUTPUT_DIR/<SYSTEM>_EERs_pooled/. The report (default
+OUTPUT_DIR/report.md): Table 4 (with the paper's numbers under --paper), the EER of every
+enrollment condition and size, the detection metrics of the pooled rows with the EER's
+bootstrap confidence interval, and the DET figures (linked relative to the report).
+A missing system or file is one line `error: <path>: ...` on stderr, exit status 2.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
+import sys
 from pathlib import Path
+
+from .errors import StageError
+from .store import write_text
 
 # Table 4 of the STOPA paper (pooled EER %), the authors' published CSVs
 PAPER = {
@@ -15,36 +27,154 @@ PAPER = {
     "AASIST_STOPA": {"known": (47.05, 47.05, 45.25), "unknown": (47.75, 49.37, 48.68)},
 }
 ROWS = ("ATK", "AcousticModel", "VocoderModel")
+SHORT = {"ATK": "ATK", "AcousticModel": "AM", "VocoderModel": "VM", "AmArchit": "AM arch.", "VmArchit": "VM arch."}
+STAGE5 = "run stage 5 (compute_eer_pooled.py) for this system first"
+
+
+def system_dir(output_dir: Path, system: str) -> Path:
+    folder = Path(output_dir) / f"{system}_EERs_pooled"
+    if not folder.is_dir():
+        raise StageError(f"{folder}: not found (no system {system!r} in {output_dir}); {STAGE5}")
+    return folder
 
 
 def read_pooled(path: Path) -> tuple[float, ...]:
-    with open(path, newline="") as handle:
-        values = {row[0]: float(row[1]) for row in list(csv.reader(handle))[1:]}
-    return tuple(values[name] for name in ROWS)
+    """ATK, AM, VM EERs (%) of a reference pooled EER file."""
+    try:
+        with open(path, newline="") as handle:
+            values = {row[0]: float(row[1]) for row in list(csv.reader(handle))[1:]}
+        return tuple(values[name] for name in ROWS)
+    except FileNotFoundError:
+        raise StageError(f"{path}: not found; {STAGE5}") from None
+    except (KeyError, IndexError, ValueError):
+        raise StageError(f"{path}: not a pooled EER file (header ',EER', rows {', '.join(ROWS)})") from None
+
+
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    """The rows of a `metrics.csv` (see `sourcetrace.evaluation`), cells as strings."""
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        raise StageError(f"{path}: not found; {STAGE5}") from None
+    needed = {"scenario", "label", "condition", "enroll_size", "eer", "eer_ci_low", "eer_ci_high", "rocch_eer", "min_cllr"}
+    if not rows or not needed <= set(rows[0]):
+        raise StageError(f"{path}: not a metrics.csv of stage 5 (needs columns {', '.join(sorted(needed))})")
+    return rows
 
 
 def table(output_dir: Path, systems: list[str], paper: bool = False) -> str:
+    """The pooled EER text table: one line per system (and its paper line with `paper`)."""
     lines = [f"{'pooled EER (%)':24s}{'known ATK':>10s}{'AM':>7s}{'VM':>7s}{'unknown ATK':>13s}{'AM':>7s}{'VM':>7s}"]
 
-    def row(label: str, known: tuple, unknown: tuple) -> str:
-        return f"{label:24s}{known[0]:10.2f}{known[1]:7.2f}{known[2]:7.2f}{unknown[0]:13.2f}{unknown[1]:7.2f}{unknown[2]:7.2f}"
+    def row(label: str, known: tuple, unknown: tuple, sign: str = "") -> str:
+        k, u = [f"{v:{sign}.2f}" for v in known], [f"{v:{sign}.2f}" for v in unknown]
+        return f"{label:24s}{k[0]:>10s}{k[1]:>7s}{k[2]:>7s}{u[0]:>13s}{u[1]:>7s}{u[2]:>7s}"
 
     for system in systems:
-        folder = Path(output_dir) / f"{system}_EERs_pooled"
-        lines.append(row(system, read_pooled(folder / "pooled_eer_kn.csv"), read_pooled(folder / "pooled_eer_ukn.csv")))
+        folder = system_dir(output_dir, system)
+        known, unknown = read_pooled(folder / "pooled_eer_kn.csv"), read_pooled(folder / "pooled_eer_ukn.csv")
+        lines.append(row(system, known, unknown))
         if paper and system in PAPER:
-            lines.append(row(f"  paper (STOPA)", PAPER[system]["known"], PAPER[system]["unknown"]))
+            lines.append(row("  paper (STOPA)", PAPER[system]["known"], PAPER[system]["unknown"]))
+            lines.append(row("  ours - paper", *difference(known + unknown, system), sign="+"))
     return "\n".join(lines)
 
 
-def main() -> None:
+def difference(ours: tuple, system: str) -> tuple[tuple, tuple]:
+    """Ours minus the paper's Table 4, per cell (known ATK/AM/VM, unknown ATK/AM/VM)."""
+    delta = tuple(round(a - b, 2) for a, b in zip(ours, PAPER[system]["known"] + PAPER[system]["unknown"]))
+    return delta[:3], delta[3:]
+
+
+def _number(cell: str, digits: int = 2) -> str:
+    return f"{float(cell):.{digits}f}" if cell else "–"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def markdown(output_dir: Path, systems: list[str], paper: bool, report_path: Path) -> str:
+    """The report's text; image links are relative to `report_path`'s folder."""
+    out = [f"# Source tracing evaluation: {', '.join(systems)}", "",
+           "EERs in percent as the STOPA reference computes them (no interpolation, tied targets "
+           "first); definitions in the README, section \"Evaluation beyond Table 4\".", "",
+           "## Pooled EER (Table 4)", ""]
+    header = ["system", "known ATK", "known AM", "known VM", "unknown ATK", "unknown AM", "unknown VM"]
+    rows = []
+    metrics = {}
+    for system in systems:
+        folder = system_dir(output_dir, system)
+        pooled = read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
+        rows.append([system, *(f"{v:.2f}" for v in pooled)])
+        if paper and system in PAPER:
+            rows.append([f"{system}, paper", *(f"{v:.2f}" for v in PAPER[system]["known"] + PAPER[system]["unknown"])])
+            rows.append([f"{system}, ours - paper", *(f"{v:+.2f}" for part in difference(pooled, system) for v in part)])
+        metrics[system] = read_metrics(folder / "metrics.csv")
+    out += _markdown_table(header, rows)
+    for system in systems:
+        folder = system_dir(output_dir, system)
+        out += _system_sections(system, folder, metrics[system], report_path)
+    return "\n".join(out)
+
+
+def _system_sections(system: str, folder: Path, rows: list[dict[str, str]], report_path: Path) -> list[str]:
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    details = folder / "pooled_eer_details.json"
+    unknown_filter = json.loads(details.read_text()).get("unknown_filter", "?") if details.is_file() else "?"
+    out = [f"## {system}", "", f"Unknown-scenario rows: `{unknown_filter}` filter.", "",
+           "### EER (%) per enrollment condition and size", ""]
+    cell = {(r["scenario"], r["label"], r["condition"], r["enroll_size"]): r for r in rows}
+    groups = list(dict.fromkeys((r["condition"], r["enroll_size"]) for r in rows))
+    header = ["condition", "size"] + [f"{s} {SHORT.get(name, name)}" for s in ("known", "unknown") for name in labels]
+    body = [[c, n, *(_number(cell[(s, name, c, n)]["eer"]) for s in ("known", "unknown") for name in labels)]
+            for c, n in groups]
+    out += _markdown_table(header, body)
+    ranked = sorted((float(cell[("known", "ATK", c, n)]["eer"]), c, n) for c, n in groups[1:]
+                    if cell[("known", "ATK", c, n)]["eer"])
+    if ranked:
+        out += [f"Known-attack ATK tracing is best with `{ranked[0][1]}` / `{ranked[0][2]}` "
+                f"({ranked[0][0]:.2f} %) and worst with `{ranked[-1][1]}` / `{ranked[-1][2]}` ({ranked[-1][0]:.2f} %).", ""]
+    dcf = [c for c in rows[0] if c.startswith("min_dcf_")]
+    header = ["scenario", "label", "EER % [95 % CI]", "ROCCH-EER %", "min Cllr (bits)"] + [
+        "minDCF(" + c[len("min_dcf_"):].replace("_", ", ") + ")" for c in dcf]
+    body = []
+    for r in (r for r in rows if r["condition"] == "pooled"):
+        interval = f" [{_number(r['eer_ci_low'])}, {_number(r['eer_ci_high'])}]" if r["eer_ci_low"] else ""
+        body.append([r["scenario"], SHORT.get(r["label"], r["label"]), _number(r["eer"]) + interval,
+                     _number(r["rocch_eer"]), _number(r["min_cllr"], 3), *(_number(r[c], 3) for c in dcf)])
+    out += ["### Detection metrics, pooled rows", ""] + _markdown_table(header, body)
+    out += ["### DET curves, pooled rows", ""]
+    for scenario in ("known", "unknown"):
+        link = Path(os.path.relpath(folder / f"det_{scenario}.png", report_path.parent)).as_posix()
+        out += [f"![{system}, {scenario} attacks]({link})", ""]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("systems", nargs="+")
-    parser.add_argument("--paper", action="store_true", help="also print the paper's Table 4 numbers")
-    args = parser.parse_args()
-    print(table(args.output_dir, args.systems, args.paper))
+    parser.add_argument("--paper", action="store_true", help="also give the paper's Table 4 numbers")
+    parser.add_argument("--out", type=Path, help="where to write the report (default OUTPUT_DIR/report.md)")
+    args = parser.parse_args(argv)
+    report_path = args.out or args.output_dir / "report.md"
+    try:
+        text = table(args.output_dir, args.systems, args.paper)
+        report = markdown(args.output_dir, args.systems, args.paper, report_path)
+        write_text(report_path, report)
+    except StageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the report's folder cannot be written
+        print(f"error: {exc.filename or report_path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"report: {report_path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

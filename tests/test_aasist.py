@@ -1,4 +1,4 @@
-"""AASIST reproduces the original implementation's outputs with both shared checkpoints."""
+"""AASIST reproduces the original implementation's outputs with both included checkpoints."""
 import json
 
 import numpy as np
@@ -6,14 +6,12 @@ import pytest
 import torch
 
 import models
-from conftest import REPO, SHARED
-
-GOLDEN = SHARED / "fixtures" / "aasist" / "golden_outputs.npz"
+from conftest import REPO, fixture_path
 
 
 @pytest.fixture(scope="module")
 def golden():
-    return np.load(GOLDEN)
+    return np.load(fixture_path("aasist_golden_outputs.npz"))
 
 
 @pytest.mark.parametrize("system,classes", [("AASIST_CM", 2), ("AASIST_STOPA", 13)])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, SHARED
+from conftest import REPO
 from corpus import ATTACKS, KNOWN, make_corpus
 from sourcetrace.metrics import LABELS, compute_eer, scenario_masks
 
@@ -36,9 +36,9 @@ def read_protocol(path):
     return header, [line.split() for line in lines[1:] if line.strip()]
 
 
-SYSTEMS = {  # config file, checkpoint, embedding size
+SYSTEMS = {  # config file, checkpoint (None: the seeded ResNet-34 weights), embedding size
     "AASIST_CM": ("AASIST.conf", REPO / "models" / "AASIST_CM.pth", 160),
-    "ResNet-34_STOPA": ("ResNet-34.conf", SHARED / "fixtures" / "resnet34" / "resnet34_random_init.pt", 256),
+    "ResNet-34_STOPA": ("ResNet-34.conf", None, 256),
 }
 
 
@@ -46,6 +46,7 @@ SYSTEMS = {  # config file, checkpoint, embedding size
 def pipeline(request, tmp_path_factory):
     system = request.param
     config_name, checkpoint, dim = SYSTEMS[system]
+    checkpoint = checkpoint or request.getfixturevalue("resnet34_checkpoint")
     root = tmp_path_factory.mktemp("e2e")
     corpus = make_corpus(root, enroll_per_attack=4, trials_per_attack=3, sizes=(1, 3), min_s=0.3, max_s=1.0)
     config = json.loads((REPO / "config" / config_name).read_text())

@@ -5,8 +5,6 @@ import errno
 import fcntl
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,52 +12,9 @@ import soundfile as sf
 import torch
 
 from conftest import REPO
-from corpus import KNOWN, make_corpus
-from sourcetrace import registry
-from sourcetrace.registry import STAGES
 from sourcetrace.scoring import similarity
 from sourcetrace.store import atomic_path
-
-SCRIPTS = {n: s.script for n, s in STAGES.items()}
-
-
-def make(tmp_path, **kwargs):
-    corpus = make_corpus(tmp_path, **{"enroll_per_attack": 3, "trials_per_attack": 2, "sizes": (1, 2),
-                                      "min_s": 0.3, "max_s": 0.6, **kwargs})
-    config = json.loads((REPO / "config" / "AASIST.conf").read_text())
-    config.update(model_path=str(REPO / "models" / "AASIST_CM.pth"), database_path=str(corpus.database),
-                  enroll_protocol_dir=str(corpus.enroll_dir), trial_protocol_dir=str(corpus.trial_dir),
-                  output_dir=str(tmp_path / "out"), known_attacks=KNOWN, num_workers=0, batch_size=2,
-                  device="cpu")
-    (tmp_path / "sys.conf").write_text(json.dumps(config))
-    return corpus
-
-
-def stage(tmp_path, number, *extra):
-    """Run one stage in this process exactly as its script does; returns the exit status."""
-    return registry.main(number, ["--config", str(tmp_path / "sys.conf"), *extra])
-
-
-def script(tmp_path, number, *extra, env=None, **kwargs):
-    """Run one stage script in a subprocess."""
-    return subprocess.run([sys.executable, str(REPO / SCRIPTS[number]), "--config", str(tmp_path / "sys.conf"), *extra],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, **kwargs)
-
-
-def run_all(tmp_path, capsys, *extra, upto=5):
-    for number in range(1, upto + 1):
-        status = stage(tmp_path, number, *extra)
-        captured = capsys.readouterr()
-        assert status == 0, captured.err
-    return captured
-
-
-def error_of(tmp_path, capsys, number, *extra):
-    status = stage(tmp_path, number, *extra)
-    err = capsys.readouterr().err
-    assert status == 2, err
-    assert err.startswith("error: ") and "Traceback" not in err
-    return err
+from stagerun import SCRIPTS, completed, error_of, make, run_all, script, stage
 
 
 # ------------------------------------------------------------------ bad audio
@@ -215,9 +170,8 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 # ------------------------------------------------------------------ re-running one stage
 
 
-def test_unchanged_stage_is_up_to_date_and_force_recomputes(tmp_path, capsys):
-    make(tmp_path)
-    run_all(tmp_path, capsys)
+def test_unchanged_stage_is_up_to_date_and_force_recomputes(tmp_path, capsys, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     kn = tmp_path / "out/AASIST_CM_EERs_pooled/pooled_eer_kn.csv"
     before = kn.stat().st_mtime_ns
     for number in range(1, 6):
@@ -228,9 +182,8 @@ def test_unchanged_stage_is_up_to_date_and_force_recomputes(tmp_path, capsys):
     assert "up to date" not in capsys.readouterr().out and kn.stat().st_mtime_ns != before
 
 
-def test_stale_upstream_stops_with_the_differing_values(tmp_path, capsys):
-    make(tmp_path)
-    run_all(tmp_path, capsys)
+def test_stale_upstream_stops_with_the_differing_values(tmp_path, capsys, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     other = ["--set", f"model_path={REPO / 'models' / 'AASIST_STOPA.pth'}"]
     err = error_of(tmp_path, capsys, 2, *other)
     assert "stage 1 (fingerprint_embedding_extraction.py) is out of date" in err
@@ -244,9 +197,8 @@ def test_stale_upstream_stops_with_the_differing_values(tmp_path, capsys):
         assert stage(tmp_path, number, *other) == 0, capsys.readouterr().err
 
 
-def test_changing_what_only_stage5_uses_reruns_only_stage5(tmp_path, capsys):
-    make(tmp_path)
-    run_all(tmp_path, capsys)
+def test_changing_what_only_stage5_uses_reruns_only_stage5(tmp_path, capsys, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     fewer = ["--set", 'known_attacks=["AA01","AA03"]']
     assert stage(tmp_path, 5, *fewer) == 0
     out = capsys.readouterr().out

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO
-from test_reliability import error_of, make, run_all, script, stage
+from stagerun import completed, error_of, make, run_all, script, stage
 
 OUT = "out"
 CM, STOPA = REPO / "models" / "AASIST_CM.pth", REPO / "models" / "AASIST_STOPA.pth"
@@ -41,10 +41,8 @@ def set_config(tmp_path, **values):
 
 # 1 ---------------------------------------------------------------------------------------
 
-def test_item1_a_failed_stage_never_lets_later_stages_mix_two_models(tmp_path):
-    make(tmp_path)
-    for n in range(1, 6):
-        assert script(tmp_path, n).returncode == 0
+def test_item1_a_failed_stage_never_lets_later_stages_mix_two_models(tmp_path, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)  # the five stages run with AASIST_CM
     before = snapshot(tmp_path)
     set_config(tmp_path, model_path=str(STOPA))
     bad = tmp_path / "bad.pth"
@@ -63,9 +61,8 @@ def test_item1_a_failed_stage_never_lets_later_stages_mix_two_models(tmp_path):
 
 # 2 ---------------------------------------------------------------------------------------
 
-def test_item2_the_check_is_transitive(tmp_path, capsys):
-    make(tmp_path)
-    run_all(tmp_path, capsys)
+def test_item2_the_check_is_transitive(tmp_path, capsys, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     new = ["--set", f"model_path={STOPA}"]
     for n in (1, 3):  # stages 1 and 3 with the new model, not 2
         assert stage(tmp_path, n, *new) == 0
@@ -234,9 +231,8 @@ def test_item8_bad_model_config_value_is_one_line(tmp_path):
 
 # 9 ---------------------------------------------------------------------------------------
 
-def test_item9_a_killed_stage4_leaves_nothing_the_next_run_keeps(tmp_path, capsys):
-    make(tmp_path)
-    run_all(tmp_path, capsys)
+def test_item9_a_killed_stage4_leaves_nothing_the_next_run_keeps(tmp_path, capsys, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     before = snapshot(tmp_path)
     killed = script(tmp_path, 4, "--force", env={"SOURCETRACE_TEST_KILL_AT": "stage4-written"})
     assert killed.returncode == -9
@@ -248,9 +244,8 @@ def test_item9_a_killed_stage4_leaves_nothing_the_next_run_keeps(tmp_path, capsy
     assert not [p for p in out(tmp_path).rglob("*.part")]
 
 
-def test_item9_a_kill_after_the_commit_is_decided_is_finished_by_the_next_run(tmp_path, capsys):
-    make(tmp_path)
-    run_all(tmp_path, capsys)
+def test_item9_a_kill_after_the_commit_is_decided_is_finished_by_the_next_run(tmp_path, capsys, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     other = ["--set", "unknown_filter=per_label"]
     before = snapshot(tmp_path)
     killed = script(tmp_path, 5, *other, env={"SOURCETRACE_TEST_KILL_AT": "commit"})

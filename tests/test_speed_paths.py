@@ -13,16 +13,14 @@ import torch
 import torch.nn.functional as F
 
 import models
-from conftest import REPO
+from conftest import REPO, fixture_path
 from corpus import make_corpus
 from models.aasist import AASIST
 from models.resnet34 import ResNet34
+from resnet34_seeded import CONFIG as RESNET_CONFIG
 from sourcetrace import extraction
 from sourcetrace.extraction import Extractor, Utterance
 
-RESNET = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "resnet34" / "resnet34_random_init.pt"
-RESNET_CONFIG = {"architecture": "ResNet34", "max_frames": 1400, "n_mels": 80}
-needs_resnet = pytest.mark.skipif(not RESNET.is_file(), reason=f"{RESNET} not found")
 _runs = itertools.count()
 
 
@@ -79,16 +77,15 @@ def test_training_mode_takes_the_plain_route(aasist_config):
     assert not calls
 
 
-@needs_resnet
 @pytest.mark.parametrize("policy", ["fixed", "full"])
-def test_resnet34_optimised_forward_matches_plain(policy, plain_forward):
-    model = models.load_model(RESNET_CONFIG, RESNET, policy)
+def test_resnet34_optimised_forward_matches_plain(policy, plain_forward, resnet34_checkpoint):
+    model = models.load_model(RESNET_CONFIG, resnet34_checkpoint, policy)
     with torch.inference_mode():
         for batch in [torch.stack(_waves([400])), torch.stack(_waves([24000] * 3)), torch.stack(_waves([230000]))]:
             emb, logits = model(batch)
             with plain_forward():
                 emb_ref, logits_ref = model(batch)
-            # the fixture's BatchNorm statistics make embeddings of magnitude ~300 (see test_resnet34)
+            # the seeded weights make embeddings of magnitude ~12 (see test_resnet34)
             torch.testing.assert_close(emb, emb_ref, rtol=0, atol=1e-5 * emb_ref.abs().max().item())
             torch.testing.assert_close(logits, logits_ref, rtol=0, atol=1e-5)
 
@@ -103,14 +100,13 @@ def _cosines(model, waves, dtype):
 
 def test_bf16_embeddings_keep_cosine_with_fp32(aasist_config):
     model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth")
-    golden = np.load(REPO.parent / "shared" / "fixtures" / "aasist" / "golden_outputs.npz")
+    golden = np.load(fixture_path("aasist_golden_outputs.npz"))
     waves = list(torch.from_numpy(golden["inputs"])) + _waves([16000, 48000])
     assert _cosines(model, waves, torch.bfloat16).min() >= 0.999
 
 
-@needs_resnet
-def test_resnet34_bf16_embeddings_keep_cosine_with_fp32():
-    model = models.load_model(RESNET_CONFIG, RESNET, "fixed")
+def test_resnet34_bf16_embeddings_keep_cosine_with_fp32(resnet34_checkpoint):
+    model = models.load_model(RESNET_CONFIG, resnet34_checkpoint, "fixed")
     assert _cosines(model, _waves([16000, 48000, 64000]), torch.bfloat16).min() >= 0.999
 
 

@@ -52,7 +52,7 @@ def inputs(cfg) -> dict:
     p = plan(cfg)
     from ..provenance import file_digest
     return {**model_identity(cfg), "enroll_protocols": {x.path.name: file_digest(x.path) for x in p.protocols},
-            "audio": audio_identity(u.path for u in p.utterances)}
+            "audio": audio_identity(p.utterances)}
 
 
 def run(ctx) -> StageResult | None:

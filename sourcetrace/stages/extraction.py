@@ -16,18 +16,19 @@ def audio_path(template: str, database_path: str, attack: str, file: str) -> Pat
     return Path(template.format(database_path=database_path, attack=attack, file=file))
 
 
-def audio_identity(paths) -> str:
-    """Digest of (path, size, modification time) of every audio file, as `make` sees them.
+def audio_identity(utterances) -> str:
+    """Digest of (attack, file, size, modification time) of every audio file, as `make` sees them.
 
     A replaced or repaired file changes it; no audio is read. A missing file counts as such,
-    so a file that appears later makes the stage out of date too."""
+    so a file that appears later makes the stage out of date too. Where the corpus lives is
+    not part of it: a copy that keeps the files' times is the same input."""
     h = hashlib.sha256()
-    for path in sorted({str(p) for p in paths}):
+    for key, path in sorted({u.key: str(u.path) for u in utterances}.items()):
         try:
             stat = os.stat(path)
-            h.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            h.update(f"{key[0]}\t{key[1]}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
         except OSError:
-            h.update(f"{path}\tmissing\n".encode())
+            h.update(f"{key[0]}\t{key[1]}\tmissing\n".encode())
     return h.hexdigest()
 
 

@@ -1,8 +1,9 @@
-"""Stage 5: pooled EERs of the known and unknown scenarios, by ATK, AM and VM.
+"""Stage 5: pooled EERs of the known and unknown scenarios, by ATK, AM and VM, and more.
 
 Reads stage 4's Arrow copy when stage 4's record shows it intact, else the evaluation CSV
 (also one made elsewhere). Writes the reference files `pooled_eer_kn.csv`,
-`pooled_eer_ukn.csv` and `pooled_eer_details.json`, and prints the table.
+`pooled_eer_ukn.csv` and `pooled_eer_details.json` and prints the table; beside them the
+wider evaluation (`metrics.csv`, DET figures and points, see `sourcetrace.evaluation`).
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import json
 
 from .. import metrics
 from ..errors import StageError
-from ..pooling import pooled_rows
+from ..evaluation import write_evaluation
+from ..metrics.pooling import pooled_rows
 from ..results import StageResult
 from ..store import write_text
 from ..store.scores import read_evaluation_arrow, read_evaluation_csv
@@ -55,8 +57,14 @@ def run(ctx) -> StageResult:
     write_text(ctx.output(files["pooled_eer_details.json"]), json.dumps(
         {"system": ctx.paths.system, "known_attacks": list(cfg["known_attacks"]),
          "unknown_filter": cfg["unknown_filter"], "rows": int(len(rows.scores)), **details}, indent=2) + "\n")
+    try:
+        wider = write_evaluation(ctx.output(out / "metrics.csv").parent, rows, unknown_filter=cfg["unknown_filter"],
+                                 dcf_operating_points=cfg["dcf_operating_points"],
+                                 bootstrap_resamples=cfg["bootstrap_resamples"], bootstrap_seed=cfg["bootstrap_seed"])
+    except ValueError as exc:
+        raise StageError(f"{source}: {exc}") from None
     print(f"{ctx.paths.system} pooled EER (%), unknown scenario filter: {cfg['unknown_filter']}")
     print(f"{'':10s}{'ATK':>8s}{'AM':>8s}{'VM':>8s}")
     for scenario in ("known", "unknown"):
         print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in metrics.LABELS))
-    return StageResult(list(files.values()))
+    return StageResult([*files.values(), *(out / p.name for p in wider)])

@@ -2,7 +2,9 @@
 
 Every trial file is validated in full first (header, labels, fingerprint of every row), so
 a bad row stops the run before any extraction. Utterances come in order of first
-appearance over the files in name order.
+appearance over the files in name order; under `reference`, in the order of the rows of
+`reference_trial_file` (batches of consecutive rows, as the published scripts extracted
+that one file), which must then list every utterance of every trial file.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..protocols import data_lines, protocol_files, validate_trials
+from ..errors import StageError
+from ..protocols import TRIAL_SUFFIX, data_lines, line_of, protocol_files, trial_fingerprint, validate_trials
 from ..results import StageResult
 from ..store import ids_path, save_embeddings
 from .extraction import audio_identity, audio_path, build_extractor, log, model_identity, skip_of
@@ -26,14 +29,26 @@ class Plan:
 
 
 def plan(cfg) -> Plan:
-    return _plan(cfg["trial_protocol_dir"], cfg["trial_audio"], cfg["database_path"])
+    batching = cfg["reference_trial_file"] if cfg["input_policy"] == "reference" else None
+    return _plan(cfg["trial_protocol_dir"], cfg["trial_audio"], cfg["database_path"], batching)
+
+
+def _ordered(files: list[Path], batching: str | None):
+    """The trial files with the batching file first (its rows give the utterance order)."""
+    if batching is None:
+        return files
+    first = [f for f in files if trial_fingerprint(f)[0] == batching]
+    if not first:
+        raise StageError(f"{files[0].parent}: reference_trial_file is {batching!r}, but there is no "
+                         f"{batching}{TRIAL_SUFFIX}.txt; set reference_trial_file to one of its trial files")
+    return first + [f for f in files if f != first[0]]
 
 
 @functools.lru_cache(maxsize=2)
-def _plan(protocol_dir: str, template: str, database_path: str) -> Plan:
+def _plan(protocol_dir: str, template: str, database_path: str, batching: str | None) -> Plan:
     from ..extraction import Utterance
 
-    files = protocol_files(Path(protocol_dir), trials=True)
+    files = _ordered(protocol_files(Path(protocol_dir), trials=True), batching)
     utterances, seen = [], pa.array([], pa.string())
     for protocol in validate_trials(files):  # one file in memory at a time
         keys = protocol.utterance_keys
@@ -41,6 +56,11 @@ def _plan(protocol_dir: str, template: str, database_path: str) -> Plan:
         new = distinct.filter(pc.invert(pc.is_in(distinct, value_set=seen)))
         if not len(new):
             continue
+        if batching is not None and len(seen):
+            row = int(pc.index_in(new[0], value_set=keys).as_py())
+            raise StageError(f"{protocol.path}:{line_of(protocol.path, row)}: trial utterance "
+                             f"{new[0].as_py().replace(chr(9), ' ')!r} is not in {files[0].name}, whose rows "
+                             f"give the `reference` batching (reference_trial_file)")
         lines = data_lines(protocol.path)[pc.index_in(new, value_set=keys).to_numpy()]  # first row of each
         for key, line in zip(new.to_pylist(), lines.tolist()):
             attack, file = key.split("\t", 1)
@@ -54,7 +74,7 @@ def inputs(cfg) -> dict:
     from ..provenance import file_digest
     p = plan(cfg)
     return {**model_identity(cfg), "trial_protocols": {f.name: file_digest(f) for f in p.files},
-            "audio": audio_identity(u.path for u in p.utterances)}
+            "audio": audio_identity(p.utterances)}
 
 
 def run(ctx) -> StageResult | None:

@@ -8,25 +8,11 @@ fingerprint.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# label name -> trial protocol column that defines a target; the last two only in extended files
-LABEL_COLUMNS = {"ATK": "IsTargetATK", "AcousticModel": "IsTargetAcousticModel",
-                 "VocoderModel": "IsTargetVocoderModel", "AmArchit": "IsTargetAmArchit",
-                 "VmArchit": "IsTargetVmArchit"}
-
-
-@dataclass(frozen=True)
-class PooledRows:
-    scores: np.ndarray  # float64
-    is_known: np.ndarray  # bool: the row's own ATK is a known attack
-    labels: dict[str, np.ndarray]  # bool per label present
-    fingerprint: np.ndarray  # int codes into fingerprint_names
-    fingerprint_names: list[str]
+from ..evaluation import LABEL_COLUMNS, EvaluationRows
 
 
 def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:
@@ -40,7 +26,7 @@ def _known(names: pa.Array, known: pa.Array, prefix: bool) -> np.ndarray:
     return pc.is_in(names, value_set=known).to_numpy(zero_copy_only=False)
 
 
-def pooled_rows(table: pa.Table, known_attacks: list[str]) -> PooledRows:
+def pooled_rows(table: pa.Table, known_attacks: list[str]) -> EvaluationRows:
     """The rows of `table` (columns ATK, AbstractModel if any, IsTarget*, CosScore) to pool.
 
     Raises ValueError naming a known attack without any fingerprint rows."""
@@ -62,4 +48,4 @@ def pooled_rows(table: pa.Table, known_attacks: list[str]) -> PooledRows:
     is_known = _known(attacks.dictionary, known, prefix=False)[attacks.indices.to_numpy()]
     labels = {name: table.column(col).to_numpy() for name, col in LABEL_COLUMNS.items() if col in table.column_names}
     scores = table.column("CosScore").to_numpy().astype(np.float64)
-    return PooledRows(scores, is_known, labels, codes, names)
+    return EvaluationRows(scores, is_known, labels, codes, names)

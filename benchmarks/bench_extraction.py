@@ -49,10 +49,11 @@ sys.path.insert(0, str(REPO / "tests"))  # the seeded ResNet-34 weights
 import models  # noqa: E402
 from models.aasist import AASIST  # noqa: E402
 from models.resnet34 import ResNet34  # noqa: E402
-from sourcetrace import engine  # noqa: E402
+from sourcetrace import extraction  # noqa: E402
+from sourcetrace.extraction import device as engine_device  # noqa: E402
 from sourcetrace.audio import load_audio  # noqa: E402
 from resnet34_seeded import NUM_CLASSES, seeded_state_dict  # noqa: E402
-from sourcetrace.engine import PRECISIONS, Extractor, Utterance  # noqa: E402
+from sourcetrace.extraction import PRECISIONS, Extractor, Utterance  # noqa: E402
 
 MODELS = {  # name: (config file, checkpoint relative to the repository root or None: seeded weights)
     "aasist": ("config/AASIST.conf", "models/AASIST_CM.pth"),
@@ -91,7 +92,7 @@ def load_model(name: str, policy: str, device: torch.device) -> torch.nn.Module:
 
 def plan(inputs: list[torch.Tensor], batch_size: int) -> list[list[int]]:
     """The engine's batching: equal lengths together, in order of length."""
-    return engine.plan_batches([x.shape[-1] for x in inputs], batch_size, [range(len(inputs))])
+    return extraction.plan_batches([x.shape[-1] for x in inputs], batch_size, [range(len(inputs))])
 
 
 def time_model(model, inputs: list[torch.Tensor], batch_size: int, device: torch.device,
@@ -117,6 +118,7 @@ def time_engine(model, policy: str, utterances: list[Utterance], batch_size: int
     start = time.perf_counter()
     result = extractor.extract(utterances, work, desc=f"engine {policy}")
     sync(device)
+    extraction.remove(result.work, work)  # as a stage does once its outputs are written
     seconds = time.perf_counter() - start
     assert not result.failed, result.failed
     return seconds
@@ -136,7 +138,7 @@ def spread(times: list[float]) -> str:
 
 
 def bench(args, name: str, device: torch.device, paths: list[Path], work: Path) -> None:
-    utterances = [Utterance("bench", p.name, p, f"bench:{k}") for k, p in enumerate(paths)]
+    utterances = [Utterance("bench", p.name, p, Path("bench"), k) for k, p in enumerate(paths)]
     waves = [torch.from_numpy(load_audio(p)[0]) for p in paths]
     batch_sizes = args.batch_sizes or ([1, 2, 4, 8] if device.type == "cpu" else [1, 8, 32, 64])
     for policy in args.policies:
@@ -241,14 +243,14 @@ def main() -> None:
                         help="of the generated files (the engine resamples other rates to 16 kHz)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own)")
     parser.add_argument("--num-workers", type=int, default=2, help="engine decoding workers (default 2)")
-    parser.add_argument("--decoder", choices=engine.DECODERS, default="auto",
+    parser.add_argument("--decoder", choices=extraction.decode.DECODERS, default="auto",
                         help="engine decoding in threads or DataLoader processes (default: auto)")
     parser.add_argument("--batch-sizes", type=int, nargs="+",
                         help="network-alone batch sizes (default 1 2 4 8 on CPU, 1 8 32 64 on GPU)")
     parser.add_argument("--engine-batch-size", type=int, help="default: the network's best")
     parser.add_argument("--max-forward-samples", type=int, default=-1,
                         help="engine's limit of input samples per forward pass (default: its own, "
-                             "engine.CPU_FORWARD_SAMPLES on CPU; 0: none)")
+                             "extraction.CPU_FORWARD_SAMPLES on CPU; 0: none)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     parser.add_argument("--repeats", type=int, default=2, help="passes per figure, best kept (default 2)")
     parser.add_argument("--no-model-opt", action="store_true",
@@ -256,7 +258,7 @@ def main() -> None:
     parser.add_argument("--no-length-buckets", action="store_true",
                         help="AASIST: no padding of the encoder's time axis to shared lengths (AASIST.bucket = 0)")
     parser.add_argument("--no-allocator-tuning", action="store_true",
-                        help="leave glibc's allocator as it is (engine.tune_cpu_allocator not applied)")
+                        help="leave glibc's allocator as it is (extraction.tune_cpu_allocator not applied)")
     parser.add_argument("--ablation", action="store_true",
                         help="network alone under each optimisation in turn (batch: first of --batch-sizes)")
     parser.add_argument("--model-only", action="store_true", help=argparse.SUPPRESS)
@@ -269,9 +271,9 @@ def main() -> None:
     if args.no_length_buckets:
         AASIST.bucket = 0
     if args.no_allocator_tuning:
-        engine.tune_cpu_allocator = lambda: False  # the engine calls it through the module
+        engine_device.tune_cpu_allocator = lambda: False  # the engine calls it through its module
     else:
-        engine.tune_cpu_allocator()
+        engine_device.tune_cpu_allocator()
     devices = [torch.device(d) for d in args.devices] if args.devices else (
         [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else []))
 
@@ -292,7 +294,7 @@ def main() -> None:
         seconds = [sf.info(str(p)).duration for p in paths]
         print(f"{len(paths)} files, {sum(seconds):.1f} s of audio, durations {min(seconds):.2f} to "
               f"{max(seconds):.2f} s (median {statistics.median(seconds):.2f} s); torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads; allocator tuned: {engine._allocator_tuned}")
+              f"{torch.get_num_threads()} threads; allocator tuned: {engine_device._allocator_tuned}")
         if args.ablation:
             ablation(args, devices, audio_dir)
             return

@@ -21,22 +21,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torchaudio.compliance import kaldi
 
 INPUT_POLICIES = ("fixed", "full", "reference")
 _CL = torch.channels_last
 
 
-def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
-    """Weight and bias of `bn(conv(x))` as one convolution (inference statistics)."""
-    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    return conv.weight * scale.view(-1, 1, 1, 1), (bias - bn.running_mean) * scale + bn.bias
-
-
 def _conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: Tensor) -> Tensor:
     """`bn(conv(x))` at inference as one convolution, channels-last out."""
-    weight, bias = _fold_bn(conv, bn)
+    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+                                        bn.weight, bn.bias)
     out = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
     return out if out.is_contiguous(memory_format=_CL) else out.contiguous(memory_format=_CL)
 

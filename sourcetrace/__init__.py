@@ -2,6 +2,6 @@
 
 Each stage is declared once in `registry`; `cli` and `runner` run it, `provenance` keeps its
 record, `store` owns every output path and format, `stages` holds one body per stage. Below
-them: `config`, `protocols`, `audio`, `engine` (extraction), `scoring`, `pooling`, `metrics`,
-`ranks` (torchrun), `report`. See README.md, "Layout".
+them: `config`, `protocols`, `audio`, `extraction` (the engine of stages 1 and 3), `scoring`,
+`pooling`, `metrics`, `ranks` (torchrun), `report`. See README.md, "Layout".
 """

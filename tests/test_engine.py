@@ -1,5 +1,6 @@
 """The extraction engine: batch invariance, input policies, audio handling."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import models
 from conftest import REPO
 from corpus import make_corpus
 from sourcetrace.audio import load_audio
-from sourcetrace.engine import Extractor, Utterance, plan_batches
+from sourcetrace.extraction import Extractor, Utterance, plan_batches
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def utterances(tmp_path_factory):
         wave, rate = sf.read(paths[0])
         sf.write(twin, wave[::-1] * (0.5 + 0.1 * i), rate, subtype="PCM_16")
         paths.append(twin)
-    return [Utterance("AA01", p.name, p, f"test:{i}") for i, p in enumerate(paths)]
+    return [Utterance("AA01", p.name, p, Path("test"), i) for i, p in enumerate(paths)]
 
 
 def _extract(utterances, policy, batch_size, workers, tmp_path, aasist_config):

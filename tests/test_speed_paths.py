@@ -2,6 +2,9 @@
 the engine's decoding threads or processes (resampling included), split forward passes, and
 reduced precision (bf16 within cosine 0.999 of float32)."""
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +18,8 @@ from corpus import make_corpus
 from models.aasist import AASIST
 from models.resnet34 import ResNet34
 from resnet34_seeded import CONFIG as RESNET_CONFIG
-from sourcetrace import engine
-from sourcetrace.engine import Extractor, Utterance
+from sourcetrace import extraction
+from sourcetrace.extraction import Extractor, Utterance
 
 _runs = itertools.count()
 
@@ -115,7 +118,7 @@ def utterances(tmp_path_factory):
     corpus = make_corpus(tmp_path_factory.mktemp("corpus"), enroll_per_attack=3, trials_per_attack=1,
                          min_s=0.3, max_s=0.9)
     paths = sorted(corpus.database.rglob("*.wav"))[:10]
-    return [Utterance("AA01", p.name, p, f"test:{i}") for i, p in enumerate(paths)]
+    return [Utterance("AA01", p.name, p, Path("test"), i) for i, p in enumerate(paths)]
 
 
 def _extract(utterances, tmp_path, aasist_config, policy="full", **kwargs):
@@ -138,7 +141,7 @@ def test_decoding_threads_and_processes_agree(policy, utterances, tmp_path, aasi
 def test_cpu_default_is_threads_and_a_forward_sample_limit(aasist_config):
     model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth")
     extractor = Extractor(model, "full", 8, 2, torch.device("cpu"))
-    assert extractor.decoder == "threads" and extractor.max_forward_samples == engine.CPU_FORWARD_SAMPLES
+    assert extractor.decoder == "threads" and extractor.max_forward_samples == extraction.CPU_FORWARD_SAMPLES
 
 
 def test_split_forward_passes_change_nothing(utterances, tmp_path, aasist_config):
@@ -157,13 +160,28 @@ def test_engine_bf16_precision(utterances, tmp_path, aasist_config):
 
 def test_unknown_precision_is_refused(aasist_config):
     model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth")
-    with pytest.raises(engine.StageError, match="precision"):
+    with pytest.raises(extraction.ExtractionError, match="precision"):
         Extractor(model, "full", 1, 0, torch.device("cpu"), precision="int8")
 
 
-def test_allocator_tuning_is_idempotent():
-    first = engine.tune_cpu_allocator()
-    assert engine.tune_cpu_allocator() == first
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator")
+@pytest.mark.parametrize("tuned", [False, True])
+def test_tuned_allocator_keeps_freed_feature_maps_in_the_heap(tuned):
+    # a freed 256 MiB block: glibc unmaps it (resident memory drops back) unless tuned
+    code = f"""
+import numpy as np
+from sourcetrace.extraction import tune_cpu_allocator
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096
+if {tuned}:
+    assert tune_cpu_allocator()
+block = np.ones(2**28, dtype=np.uint8)
+before = rss()
+del block
+print(before - rss())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    released = int(out.stdout)
+    assert (released < 2**24) if tuned else (released > 2**27)
 
 
 def test_other_sample_rates_decode_alike_in_threads_processes_and_inline(tmp_path, aasist_config):
@@ -172,7 +190,7 @@ def test_other_sample_rates_decode_alike_in_threads_processes_and_inline(tmp_pat
     for k, (rate, seconds) in enumerate([(22050, 0.5), (16000, 0.4), (8000, 0.6), (44100, 0.3)]):
         paths.append(tmp_path / f"r{k}.flac")
         sf.write(paths[-1], 0.1 * rng.standard_normal(int(rate * seconds)), rate, subtype="PCM_16")
-    utts = [Utterance("AA01", p.name, p, f"test:{i}") for i, p in enumerate(paths)]
+    utts = [Utterance("AA01", p.name, p, Path("test"), i) for i, p in enumerate(paths)]
     inline = _extract(utts, tmp_path, aasist_config, num_workers=0)
     for decoder in ("threads", "processes"):
         np.testing.assert_allclose(_extract(utts, tmp_path, aasist_config, decoder=decoder), inline,

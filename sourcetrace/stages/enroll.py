@@ -19,7 +19,7 @@ from .extraction import audio_identity, audio_path, build_extractor, log, model_
 @dataclass(frozen=True)
 class Plan:
     protocols: list
-    utterances: list  # engine Utterances, extraction order
+    utterances: list  # extraction Utterances, in extraction order
     rows_of: list[list[int]]  # per protocol: utterance index of each row
     segments: list[range]  # per protocol: its utterances (batches never cross files under `reference`)
 
@@ -30,7 +30,7 @@ def plan(cfg) -> Plan:
 
 @functools.lru_cache(maxsize=2)
 def _plan(protocol_dir: str, template: str, database_path: str, policy: str) -> Plan:
-    from ..engine import Utterance
+    from ..extraction import Utterance
 
     protocols = [read_enrollment(p) for p in protocol_files(Path(protocol_dir))]
     utterances, rows_of, segments, index = [], [], [], {}

@@ -43,7 +43,7 @@ def model_identity(cfg) -> dict:
 def build_extractor(ctx):
     # torch is imported here, not at module level: stages 2, 4 and 5 start faster without it
     import models
-    from ..engine import Extractor, resolve_device
+    from ..extraction import Extractor, resolve_device
 
     cfg = ctx.cfg
     device = resolve_device(cfg["device"])

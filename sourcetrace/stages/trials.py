@@ -46,7 +46,7 @@ def _ordered(files: list[Path], batching: str | None):
 
 @functools.lru_cache(maxsize=2)
 def _plan(protocol_dir: str, template: str, database_path: str, batching: str | None) -> Plan:
-    from ..engine import Utterance
+    from ..extraction import Utterance
 
     files = _ordered(protocol_files(Path(protocol_dir), trials=True), batching)
     utterances, seen = [], pa.array([], pa.string())

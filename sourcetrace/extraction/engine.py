@@ -1,0 +1,282 @@
+"""The extraction loop: decode, fit, run the network, write finished chunks; assemble.
+
+`Extractor.extract` makes the plan (`plan.py`), skips the chunks already in the work folder
+(`chunks.py`), runs the rest and assembles one embedding per utterance. Under torchrun the
+ranks share the pending chunks (balanced by audio length); each writes its finished chunks
+to the shared work folder, and rank 0 assembles once every rank is done. Whatever the number
+of ranks, the chunks and so the outputs are the bytes a single process computes on the same
+device type (on CPU, with as many intra-op threads per rank as that process had: oneDNN's
+convolutions block their work by thread count, which moves the last bits).
+
+Speed: decoding overlaps the network (`decode.py`). On CPU the engine keeps large freed
+blocks in the process heap (`device.tune_cpu_allocator`): the network's feature maps are tens of
+MB per utterance, and handing them back to the kernel after every forward and faulting them
+in again costs about as much as the network itself. On CUDA, batches go to the GPU from
+pinned memory while the previous batch's embeddings come back asynchronously. `precision`
+`bf16` or `fp16` runs the network under `torch.autocast` (embeddings within cosine 0.999 of
+float32); the default `fp32` runs it as is.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import defaultdict, deque
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..audio import SAMPLE_RATE, to_model_rate
+from ..ranks import World
+from . import device as devices
+from .chunks import ChunkStore
+from .decode import DECODERS, decoded_batches
+from .device import PRECISIONS
+from .plan import Plan, make_plan, share_chunks
+from .records import Extraction, ExtractionError, Utterance, fail
+
+log = logging.getLogger(__name__)
+
+# On CPU one forward pass takes at most this many input samples (16 s at 16 kHz; always at
+# least one utterance): bigger ones only add memory traffic. Measured on 2 cores
+# (benchmarks/bench_extraction.py): AASIST on 4 s inputs runs batches of 1 to 4 alike and
+# batches of 8 to 16 up to 40 % slower; ResNet-34 gains from batching short inputs
+# (1 s: x1.6 from 1 to 16 per pass) and is flat from 4 x 4 s on.
+CPU_FORWARD_SAMPLES = 16 * 16000
+# AASIST under `full` needs about 0.95 GB per minute of audio on CPU (9.4 GB for a 10-minute
+# file): 300 s stays under 5 GB, within a 24 GB machine with room for the rest of the run.
+MAX_SECONDS = 300
+KILL_HOOK = "SOURCETRACE_TEST_KILL_AFTER_CHUNKS"  # tests only: SIGKILL after writing this many chunks
+
+
+class Extractor:
+    """Runs one model over lists of utterances with one input policy, in this process or
+    shared among the ranks of `world`.
+
+    `max_seconds`: under `full` and `reference`, longer utterances are an error (or a skip
+    under `on_error: skip`) before any decoding; None for no limit. `signature` names the
+    model (checkpoint and config) in the work folder's key. `decoder` and
+    `max_forward_samples` are for tests and benchmarks: decoding in "threads" or
+    "processes" (default: threads on CPU, processes on CUDA), and the most input samples
+    per forward pass (-1: `CPU_FORWARD_SAMPLES` on CPU, no limit on GPUs; None: no limit;
+    as batches only stack independent rows, this changes no embedding)."""
+
+    def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device | str, *,
+                 on_error: str = "fail", chunk_size: int = 512, precision: str = "fp32",
+                 max_seconds: float | None = MAX_SECONDS, signature: str = "", world: World = World(),
+                 decoder: str = "auto", max_forward_samples: int | None = -1):
+        if precision not in PRECISIONS:
+            raise ExtractionError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder {decoder!r}; expected one of {DECODERS}")
+        self.model = model
+        self.policy = policy
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = torch.device(device)
+        self.on_error = on_error
+        self.chunk_size = chunk_size
+        self.precision = precision
+        self.max_seconds = max_seconds
+        self.signature = signature
+        self.world = world
+        self.decoder = decoder if decoder != "auto" else ("processes" if self.device.type == "cuda" else "threads")
+        if precision == "fp16" and self.device.type == "cpu":
+            log.warning("precision fp16 on CPU is many times slower than fp32; bf16 is the fast one there")
+        self.max_forward_samples = (max_forward_samples if max_forward_samples != -1 else
+                                    CPU_FORWARD_SAMPLES if self.device.type == "cpu" else None)
+        self._inflight: deque = deque()  # CUDA batches whose embeddings are on their way back
+
+    def _identity(self, utterances: list[Utterance], segments: list[range]) -> list:
+        """What the chunks' contents depend on (not the rank count, nor which GPU of a type)."""
+        return [self.signature, self.policy, self.batch_size, self.chunk_size, self.device.type, self.precision,
+                self.on_error, None if self.policy == "fixed" else self.max_seconds,
+                [(u.attack, u.file, str(u.path)) for u in utterances], [(s.start, s.stop) for s in segments]]
+
+    def extract(self, utterances: list[Utterance], work_root: Path, segments: list[range] | None = None,
+                desc: str = "") -> Extraction | None:
+        """Embed `utterances` (batches of `reference` stay within each of `segments`).
+
+        Returns the complete `Extraction` on rank 0 and None on the other ranks. The work
+        folder is left in place: remove it (`chunks.remove(result.work, work_root)`) once the
+        outputs are safely written."""
+        segments = segments or [range(len(utterances))]
+        world, desc = self.world, desc or "extracting"
+        store = ChunkStore.for_work(work_root, self._identity(utterances, segments))
+        setup = None
+        if world.is_main:
+            try:
+                plan = make_plan(utterances, self.model, self.policy, self.batch_size, self.chunk_size,
+                                 segments, self.on_error, self.max_seconds)
+                store.prepare()
+                setup = (plan, sorted(store.finished() & set(range(len(plan.chunks)))))
+            except ExtractionError as exc:
+                setup = str(exc)
+        setup = world.broadcast(setup)
+        if isinstance(setup, str):  # rank 0 reports it; the others only stop
+            raise ExtractionError(setup) if world.is_main else SystemExit(2)
+        plan, done = setup
+        pending = sorted(set(range(len(plan.chunks))) - set(done))
+        mine = share_chunks(pending, plan.weights, world.size)[world.rank]
+        resumed = sum(plan.size(k) for k in done)
+        if world.is_main and resumed:
+            log.info("%s: resuming, %d utterance(s) already done in %s", desc, resumed, store.work)
+        if world.is_main and world.distributed:
+            log.info("%s: %d chunk(s) to extract, shared among %d ranks", desc, len(pending), world.size)
+        with tqdm(total=len(utterances) - len(plan.failed), initial=resumed, desc=desc, unit="utt",
+                  dynamic_ncols=True, disable=None if world.is_main else True) as bar:
+            progress = _Progress(bar, store, plan, set(done) | set(mine)) if world.distributed else None
+            out = np.full((len(utterances), self.model.embedding_dim), np.nan, dtype=np.float32) \
+                if world.is_main else None
+            computed = self._run(utterances, plan, mine, store, bar, progress, out)
+            if world.distributed:
+                _wait_for_ranks(world, progress)
+        if not world.is_main:
+            return None
+        failed = dict(plan.failed)
+        for k in range(len(plan.chunks)):  # every other chunk from its file
+            if k not in computed:
+                indices, rows, computed[k] = store.load(k)
+                out[indices] = rows
+            failed.update(computed[k])
+        return Extraction(out, failed, store.work)
+
+    def _run(self, utterances: list[Utterance], plan: Plan, mine: list[int], store: ChunkStore, bar,
+             progress: "_Progress | None", out: np.ndarray | None) -> dict[int, dict[int, str]]:
+        """Extract the chunks `mine`, writing each when finished (and its rows into `out`
+        where given); return each chunk's failures."""
+        kill_after = int(os.environ.get(KILL_HOOK, "0"))
+        batches = [batch for k in mine for batch in plan.chunks[k]]
+        batch_chunk = [k for k in mine for _ in plan.chunks[k]]
+        remaining = {k: len(plan.chunks[k]) for k in mine}
+        if self.device.type == "cpu":
+            devices.tune_cpu_allocator()
+        computed, written, resampled_rates = {}, 0, set()
+        rows = None
+        self._inflight.clear()
+        with torch.inference_mode():
+            for b, (indices, waves) in enumerate(decoded_batches(utterances, batches, self.num_workers, self.decoder)):
+                k = batch_chunk[b]
+                if rows is None:  # a chunk starts
+                    chunk_indices = [i for batch in plan.chunks[k] for i in batch]
+                    slot = {i: s for s, i in enumerate(chunk_indices)}
+                    rows = np.full((len(chunk_indices), self.model.embedding_dim), np.nan, dtype=np.float32)
+                    chunk_failed: dict[int, str] = {}
+                ready = []
+                for i, item in zip(indices, waves):
+                    if isinstance(item, str):
+                        fail(utterances, chunk_failed, i, item, self.on_error)
+                        continue
+                    wave, rate = item
+                    if rate != SAMPLE_RATE and rate not in resampled_rates:
+                        resampled_rates.add(rate)
+                        log.info("resampling %d Hz audio to 16000 Hz (first: %s)", rate, utterances[i].path)
+                    x = self.model.fit_input(torch.as_tensor(to_model_rate(np.asarray(wave), rate)))
+                    if x.shape[-1] < self.model.min_samples:
+                        fail(utterances, chunk_failed, i, f"{utterances[i].path}: too short for the model "
+                             f"({x.shape[-1]} samples at 16 kHz; at least {self.model.min_samples} needed)",
+                             self.on_error)
+                        continue
+                    ready.append((slot[i], x))
+                self._forward(ready, rows)
+                bar.update(len(indices))
+                remaining[k] -= 1
+                if remaining[k] == 0:
+                    self._collect(rows)
+                    store.write(k, chunk_indices, rows, chunk_failed)
+                    if out is not None:
+                        out[chunk_indices] = rows
+                    computed[k] = chunk_failed
+                    rows = None
+                    written += 1
+                    if written == kill_after:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                if progress is not None:
+                    progress.update()
+            self._collect(rows)
+        return computed
+
+    def _forward(self, ready: list[tuple[int, torch.Tensor]], out: np.ndarray) -> None:
+        """Embeddings of `ready` (row of `out`, input) into those rows of `out`."""
+        if not ready:
+            return
+        if self.policy == "reference":
+            groups = [ready]
+        else:  # equal lengths by plan; regroup in case a header misreported a length
+            by_len: dict[int, list] = defaultdict(list)
+            for i, x in ready:
+                by_len[x.shape[-1]].append((i, x))
+            groups = list(by_len.values())
+        cuda = self.device.type == "cuda"
+        dtype = PRECISIONS[self.precision]
+        passes = []
+        for group in groups:
+            longest = max(x.shape[-1] for _, x in group)
+            if all(x.shape[-1] == longest for _, x in group):
+                batch = torch.stack([x for _, x in group])
+            else:  # `reference`: zero-padded to the longest
+                batch = torch.zeros(len(group), longest)
+                for row, (_, x) in enumerate(group):
+                    batch[row, : x.shape[-1]] = x
+            rows = [i for i, _ in group]
+            step = max(1, self.max_forward_samples // longest) if self.max_forward_samples else len(rows)
+            passes += [(rows[k:k + step], batch[k:k + step]) for k in range(0, len(rows), step)]
+        for rows, batch in passes:
+            if cuda:
+                batch = batch.pin_memory()
+            with (torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()):
+                embedding, _ = self.model(batch.to(self.device, non_blocking=True))
+            if not cuda:
+                out[rows] = embedding.float().numpy()
+                continue
+            # copy back without waiting; collected once the next batch is queued on the GPU
+            host = torch.empty(embedding.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(embedding.float(), non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(torch.cuda.current_stream(self.device))
+            self._collect(out, keep=1)
+            self._inflight.append((rows, host, done))
+
+    def _collect(self, out: np.ndarray | None, keep: int = 0) -> None:
+        """Write the embeddings of all but the `keep` most recent GPU batches into `out`."""
+        while len(self._inflight) > keep:
+            rows, host, done = self._inflight.popleft()
+            done.synchronize()
+            out[rows] = host.numpy()
+
+
+class _Progress:
+    """Rank 0's bar also counts the chunks other ranks finish (read from the work folder,
+    at most every `every` seconds)."""
+
+    def __init__(self, bar, store: ChunkStore, plan: Plan, not_theirs: set[int], every: float = 2.0):
+        self.bar, self.store, self.plan, self.every = bar, store, plan, every
+        self.not_theirs, self.seen, self.last = not_theirs, set(), 0.0
+
+    def update(self) -> None:
+        if self.bar.disable or time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        new = self.store.finished() - self.not_theirs - self.seen
+        self.seen |= new
+        self.bar.update(sum(self.plan.size(k) for k in new))
+
+
+def _wait_for_ranks(world: World, progress: _Progress) -> None:
+    """Return once every rank has written its chunks; rank 0 keeps its bar moving meanwhile."""
+    import torch.distributed as dist
+
+    if not world.is_main:
+        world.barrier()
+        return
+    everyone = dist.barrier(async_op=True)
+    while not everyone.is_completed():
+        progress.update()
+        time.sleep(0.2)
+    everyone.wait()
+    progress.every = 0.0
+    progress.update()

@@ -1,0 +1,199 @@
+"""The extraction package: plan, chunk store, work kept until committed, long utterances,
+disk full, kill-at-a-chosen-chunk and resume, and torchrun ranks sharing one plan (CPU, gloo)."""
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import extract_driver
+from conftest import REPO
+from corpus import make_corpus
+from sourcetrace.extraction import KILL_HOOK, ChunkStore, ExtractionError, make_plan, remove, share_chunks
+
+DRIVER = str(REPO / "tests" / "extract_driver.py")
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    """14 short files (0.3-0.9 s): 5 or 6 chunks of 3 utterances in batches of 2."""
+    corpus = make_corpus(tmp_path_factory.mktemp("corpus"), enroll_per_attack=3, trials_per_attack=1,
+                         min_s=0.3, max_s=0.9)
+    return corpus.database
+
+
+@pytest.fixture(scope="module")
+def one_process(audio, tmp_path_factory):
+    """The single-process result, with one intra-op thread as each of 2 ranks on 2 cores has."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for policy in ("full", "fixed"):
+            work_root = tmp_path_factory.mktemp(f"work-{policy}")
+            result = extract_driver.extractor(policy).extract(extract_driver.utterances_in(audio), work_root)
+            assert not result.failed and np.isfinite(result.embeddings).all()
+            out[policy] = result.embeddings
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def run(args, ranks=1, kill_after=None):
+    """The driver alone (one thread, like each rank here) or under torchrun with `ranks` ranks."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if kill_after:
+        env[KILL_HOOK] = str(kill_after)
+    launcher = [sys.executable] if ranks == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+    return subprocess.run(launcher + [DRIVER, *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO)
+
+
+def chunk_files(work_root):
+    return sorted(work_root.glob("*/chunk_*.npz"))
+
+
+# ------------------------------------------------------------------ plan
+
+
+def test_chunks_are_shared_by_audio_length_heaviest_first_to_the_least_loaded_rank():
+    weights = [10, 1, 7, 3, 3]
+    # 0 (10) -> rank 0; 2 (7) -> rank 1; 3 (3) -> rank 1 (7 < 10); 4 (3) -> rank 0 (tie 10 = 10); 1 -> rank 1
+    assert share_chunks([0, 1, 2, 3, 4], weights, 2) == [[0, 4], [1, 2, 3]]
+    assert share_chunks([0, 1, 2, 3, 4], weights, 1) == [[0, 1, 2, 3, 4]]
+    assert share_chunks([1, 3], weights, 3) == [[3], [1], []]  # only pending chunks are shared
+
+
+def test_utterances_longer_than_max_seconds_fail_before_decoding_except_under_fixed(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(8000, np.float32), 16000)  # 0.5 s
+    sf.write(tmp_path / "b.wav", np.zeros(40000, np.float32), 16000)  # 2.5 s
+    utterances = extract_driver.utterances_in(tmp_path)
+    model = extract_driver.extractor("full").model
+    message = f"{tmp_path / 'list.txt'}:3: {tmp_path / 'b.wav'}: 2.5 s of audio, longer than max_seconds (2 s)"
+    for policy in ("full", "reference"):
+        with pytest.raises(ExtractionError, match="^" + message.replace(".", r"\.").replace("(", r"\(")
+                           .replace(")", r"\)")):
+            make_plan(utterances, model, policy, 4, 4, [range(2)], "fail", max_seconds=2)
+        plan = make_plan(utterances, model, policy, 4, 4, [range(2)], "skip", max_seconds=2)
+        assert list(plan.failed) == [1] and plan.chunks == [[[0]]]
+    plan = make_plan(utterances, extract_driver.extractor("fixed").model, "fixed", 4, 4, [range(2)], "fail", 2)
+    assert plan.failed == {} and plan.chunks == [[[0, 1]]]
+
+
+# ------------------------------------------------------------------ chunk store
+
+
+def test_a_full_disk_says_so_and_that_the_run_resumes(tmp_path, monkeypatch):
+    store = ChunkStore(tmp_path / "work")
+    store.prepare()
+    store.write(0, [0, 1], np.ones((2, 3), np.float32), {})
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(np, "savez", no_space)
+    with pytest.raises(ExtractionError) as caught:
+        store.write(1, [2], np.ones((1, 3), np.float32), {})
+    assert str(caught.value) == (f"{tmp_path / 'work'}: disk full while writing extraction work; free some "
+                                 f"space and run again: it resumes from the 1 finished chunk(s); the previous outputs are unchanged")
+    assert sorted(p.name for p in store.work.iterdir()) == ["chunk_000000.npz"]  # no .part left
+
+
+def test_remove_deletes_the_work_and_empty_parents_up_to_the_work_root_only(tmp_path):
+    root = tmp_path / "out" / ".sys_work"
+    mine, other = root / "stage1" / "abc", root / "stage3" / "def"
+    for folder in (mine, other):
+        folder.mkdir(parents=True)
+        (folder / "chunk_000000.npz").write_bytes(b"x")
+    remove(mine, root)
+    assert not (root / "stage1").exists() and other.is_dir()
+    remove(other, root)
+    assert not root.exists() and (tmp_path / "out").is_dir()
+    with pytest.raises(ValueError):
+        remove(tmp_path / "elsewhere", root)
+
+
+def test_the_engine_keeps_its_work_for_the_caller_to_remove(audio, one_process, tmp_path):
+    torch.set_num_threads(1)
+    try:
+        result = extract_driver.extractor("full").extract(extract_driver.utterances_in(audio), tmp_path)
+    finally:
+        torch.set_num_threads(2)
+    assert result.embeddings.tobytes() == one_process["full"].tobytes()
+    assert result.work.parent == tmp_path and len(chunk_files(tmp_path)) >= 5
+    stale = result.work / ".chunk_000001.npz.abc.part"  # as a killed writer leaves it
+    stale.write_bytes(b"half")
+    ChunkStore(result.work).prepare()
+    assert not stale.exists() and len(chunk_files(tmp_path)) >= 5
+
+
+# ------------------------------------------------------------------ kill and resume, ranks
+
+
+def test_killed_at_a_chosen_chunk_resumes_with_two_ranks_to_the_same_bytes(audio, one_process, tmp_path):
+    args = [audio, tmp_path / "work", tmp_path / "out.npz"]
+    killed = run(args, kill_after=2)
+    assert killed.returncode == -9 and len(chunk_files(tmp_path / "work")) == 2
+    assert not (tmp_path / "out.npz").exists()
+    resumed = run(args, ranks=2)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming, 6 utterance(s) already done" in resumed.stderr
+    assert np.load(tmp_path / "out.npz")["embeddings"].tobytes() == one_process["full"].tobytes()
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("policy", ["full", "fixed"])
+def test_two_ranks_give_the_bytes_of_one_process(policy, audio, one_process, tmp_path):
+    done = run([audio, tmp_path / "work", tmp_path / "out.npz", "--policy", policy], ranks=2)
+    assert done.returncode == 0, done.stderr
+    assert "chunk(s) to extract, shared among 2 ranks" in done.stderr
+    result = np.load(tmp_path / "out.npz")
+    assert result["embeddings"].tobytes() == one_process[policy].tobytes() and json.loads(str(result["failed"])) == {}
+
+
+def test_killed_ranks_resume_in_one_process_to_the_same_bytes(audio, one_process, tmp_path):
+    args = [audio, tmp_path / "work", tmp_path / "out.npz"]
+    killed = run(args, ranks=2, kill_after=1)
+    written = len(chunk_files(tmp_path / "work"))
+    assert killed.returncode != 0 and 1 <= written < 5 and not (tmp_path / "out.npz").exists()
+    resumed = run(args)
+    assert resumed.returncode == 0 and "resuming" in resumed.stderr
+    assert np.load(tmp_path / "out.npz")["embeddings"].tobytes() == one_process["full"].tobytes()
+
+
+def test_a_failing_rank_stops_the_run_with_its_message(audio, tmp_path):
+    shutil.copytree(audio, tmp_path / "db")
+    bad = sorted((tmp_path / "db").rglob("*.wav"))[5]
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])  # header intact (planning passes), audio cut: decoding fails
+    done = run([tmp_path / "db", tmp_path / "work", tmp_path / "out.npz"], ranks=2)
+    assert done.returncode != 0 and not (tmp_path / "out.npz").exists()
+    assert f"error: {tmp_path / 'db' / 'list.txt'}:7: {bad}: truncated WAV" in done.stderr
+
+
+@pytest.mark.parametrize("policy", ["full", "fixed"])
+def test_stage_scripts_under_torchrun_give_the_bytes_of_one_process(policy, tmp_path):
+    from test_reliability import SCRIPTS, make
+    make(tmp_path)
+    settings = ["--set", f"input_policy={policy}", "--set", "model_config.nb_samp=12000", "--set", "chunk_size=3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one intra-op thread, as each of 2 ranks on 2 cores
+    for ranks, folder in ((1, "one"), (2, "two")):
+        launcher = [sys.executable] if ranks == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+        for number in (1, 3):
+            done = subprocess.run(launcher + [str(REPO / SCRIPTS[number]), "--config", str(tmp_path / "sys.conf"),
+                                              *settings, "--set", f"output_dir={tmp_path / folder}"],
+                                  capture_output=True, text=True, env=env)
+            assert done.returncode == 0, done.stderr
+    outputs = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
+                     if p.suffix in (".npy", ".tsv"))
+    assert len(outputs) == 2 * 15 + 2  # 15 fingerprint matrices and the trial matrix, each with its ids
+    for name in outputs:
+        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    record = json.loads((tmp_path / "two" / "AASIST_CM_records" / "stage3.json").read_text())
+    assert record["world_size"] == 2 and not (tmp_path / "two" / ".AASIST_CM_work").exists()

@@ -184,7 +184,7 @@ def test_expected_failures_are_one_line_errors(pipeline):
     done = run("fingerprint_embedding_extraction.py", corpus.root, "--set", "database_path=nowhere",
                "--set", "model_path=" + str(REPO / "models" / "AASIST_CM.pth"), "--device", "cpu")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "audio file(s) not found" in done.stderr and "AA01-co-1.txt:2: nowhere/wav/AA01/dev/AA01_D_0000.wav" in done.stderr
+    assert "audio file(s) not found" in done.stderr and f"AA01-co-1.txt:2: {corpus.root}/nowhere/wav/AA01/dev/AA01_D_0000.wav" in done.stderr
     done = run("cosine_sim.py", corpus.root, "--config", "missing.conf")
     assert done.returncode == 2 and "missing.conf: config file not found" in done.stderr
 

@@ -9,12 +9,25 @@ Given utterances, a model and an input policy, it returns one embedding per utte
 - `device.py`: device names, CPU allocator tuning, precisions.
 - `engine.py`: `Extractor`, the loop; ranks of torchrun share the chunks of one plan.
 """
-from . import device
-from .chunks import ChunkStore, remove
-from .device import PRECISIONS, resolve_device, tune_cpu_allocator
-from .engine import CPU_FORWARD_SAMPLES, KILL_HOOK, MAX_SECONDS, Extractor
-from .plan import Plan, make_plan, plan_batches, share_chunks
+import importlib
+
 from .records import Extraction, ExtractionError, Utterance
+
+# The rest imports torch: loaded on first use, so that reading plans and records (which the
+# up-to-date checks of stages 2, 4 and 5 do through stages 1 and 3) starts fast.
+_LAZY = {"ChunkStore": "chunks", "remove": "chunks", "PRECISIONS": "device", "resolve_device": "device",
+         "tune_cpu_allocator": "device", "CPU_FORWARD_SAMPLES": "engine", "KILL_HOOK": "engine",
+         "MAX_SECONDS": "engine", "Extractor": "engine", "Plan": "plan", "make_plan": "plan",
+         "plan_batches": "plan", "share_chunks": "plan"}
+
+
+def __getattr__(name: str):
+    if name in ("chunks", "decode", "device", "engine", "plan"):
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["CPU_FORWARD_SAMPLES", "KILL_HOOK", "MAX_SECONDS", "ChunkStore", "Extraction", "ExtractionError",
            "Extractor", "PRECISIONS", "Plan", "Utterance", "device", "make_plan", "plan_batches", "remove",

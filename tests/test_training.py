@@ -278,27 +278,18 @@ def test_two_processes_with_gloo(corpus, tmp_path):
 
 # ---------------------------------------------------------------- bad input
 
-def test_wrong_column_count_fails_naming_the_line(corpus, tmp_path, capsys):
+@pytest.mark.parametrize("extra,overrides,expected", [
+    ("spk0 AA01_T_0001 AA01 spoof", {}, "{protocol}:25: expected 5 columns (SPEAKER FILE - ATTACK LABEL), found 4"),
+    ("spk0 AA01_T_0001 - AA01 bonafide", {"train_target": "label"},  # classes: bonafide, spoof
+     "{protocol}:25: class 'bonafide' has 1 utterance; a dev split (dev_fraction) needs at least 2 per class, "
+     "or set dev_protocol"),
+    ("spk0 AA01_T_9999 - AA01 spoof", {}, "{protocol}:25: {corpus}/db/AA01/AA01_T_9999.wav: audio file not found"),
+], ids=["column count", "class of one utterance", "missing audio"])
+def test_bad_protocol_rows_fail_naming_the_line(corpus, tmp_path, capsys, extra, overrides, expected):
     protocol = tmp_path / "p.txt"
-    protocol.write_text((corpus / "train.txt").read_text() + "spk0 AA01_T_0001 AA01 spoof\n")
-    assert error_of(config(corpus, "ResNet34", tmp_path, protocol), tmp_path, capsys) == \
-        f"{protocol}:25: expected 5 columns (SPEAKER FILE - ATTACK LABEL), found 4"
-
-
-def test_class_of_one_utterance_fails_naming_the_line(corpus, tmp_path, capsys):
-    protocol = tmp_path / "p.txt"
-    protocol.write_text((corpus / "train.txt").read_text() + "spk0 AA01_T_0001 - AA01 bonafide\n")
-    cfg = {**config(corpus, "ResNet34", tmp_path, protocol), "train_target": "label"}  # classes: bonafide, spoof
-    assert error_of(cfg, tmp_path, capsys) == (
-        f"{protocol}:25: class 'bonafide' has 1 utterance; a dev split (dev_fraction) needs at least 2 per class, "
-        "or set dev_protocol")
-
-
-def test_missing_audio_fails_naming_the_protocol_line(corpus, tmp_path, capsys):
-    protocol = tmp_path / "p.txt"
-    protocol.write_text((corpus / "train.txt").read_text() + "spk0 AA01_T_9999 - AA01 spoof\n")
-    assert error_of(config(corpus, "ResNet34", tmp_path, protocol), tmp_path, capsys) == \
-        f"{protocol}:25: {corpus / 'db' / 'AA01' / 'AA01_T_9999.wav'}: audio file not found"
+    protocol.write_text((corpus / "train.txt").read_text() + extra + "\n")
+    cfg = {**config(corpus, "ResNet34", tmp_path, protocol), **overrides}
+    assert error_of(cfg, tmp_path, capsys) == expected.format(protocol=protocol, corpus=corpus)
 
 
 def test_unusable_audio_is_skipped_under_on_error_skip(corpus, tmp_path, capsys):

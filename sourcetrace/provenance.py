@@ -20,12 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from .registry import STAGES, Stage
 from .results import Skip
-from .store import Paths, write_text
+from .store import Paths, remove_tree, write_text
 from .testhooks import kill_point
 from .store.skips import manifest_text, read_skips, skips_digest, write_manifest
 
@@ -125,7 +124,7 @@ class Checker:
         record = load_record(self.paths, number)
         if record is None:
             return NOT_RUN
-        if not self.outputs_intact(record):
+        if not outputs_intact(self.paths, record):
             return "its outputs were changed or removed after it ran"
         current = self.identity(number)
         diffs = (_differences_for_readers if as_upstream else lambda n, r, c: differences(r, c))(number, record["params"], current)
@@ -139,15 +138,17 @@ class Checker:
                 return f"it read stage {u}, which is out of date"
         return None
 
-    def outputs_intact(self, record: dict) -> bool:
-        for name, recorded in record.get("outputs", {}).items():
-            path = self.paths.output_dir / name
-            if not path.is_file() or stat_identity(path) != recorded:
-                return False
-        skipped = record.get("skipped", {"count": 0})
-        if skipped["count"] or self.paths.skipped_csv.is_file():
-            return skips_digest(read_skips(self.paths.skipped_csv, record["stage"])) == skipped["sha256"]
-        return True
+
+def outputs_intact(paths: Paths, record: dict) -> bool:
+    """Every output as recorded (size, time), and the stage's rows of the skip manifest too."""
+    for name, recorded in record.get("outputs", {}).items():
+        path = paths.output_dir / name
+        if not path.is_file() or stat_identity(path) != recorded:
+            return False
+    skipped = record.get("skipped", {"count": 0})
+    if skipped["count"] or paths.skipped_csv.is_file():
+        return skips_digest(read_skips(paths.skipped_csv, record["stage"])) == skipped["sha256"]
+    return True
 
 
 def commit(paths: Paths, number: int, params: dict, upstream: dict[int, dict], outputs: list[Path],
@@ -194,13 +195,5 @@ def apply_staged(paths: Paths, number: int) -> bool:
         write_manifest(paths.skipped_csv, text or None)
     paths.record(number).parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged_record, paths.record(number))
-    shutil.rmtree(staging, ignore_errors=True)
-    _remove_empty(staging.parent)
+    remove_tree(staging, paths.staging_root)
     return True
-
-
-def _remove_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass

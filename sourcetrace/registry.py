@@ -86,10 +86,6 @@ def closure(number: int) -> list[int]:
     return sorted(seen)
 
 
-def downstream(number: int) -> list[int]:
-    return [n for n in STAGES if number in closure(n)]
-
-
 def main(number: int, argv: list[str] | None = None) -> int:
     """Entry point of every stage script."""
     from .cli import run

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -27,7 +26,7 @@ from . import provenance, ranks
 from .errors import StageError
 from .registry import STAGES, Stage, closure
 from .results import StageResult
-from .store import Paths, os_error, remove_parts
+from .store import Paths, os_error, remove_parts, remove_tree
 
 log = logging.getLogger("sourcetrace")
 
@@ -170,18 +169,8 @@ def run_stage(stage: Stage, cfg: dict, force: bool = False, allow_stale: bool = 
         except OSError as exc:
             raise os_error(exc, resumable=True) from None
         for work in result.work:
-            shutil.rmtree(work, ignore_errors=True)
-        _remove_empty_parents(paths.work(stage.number), paths.output_dir)
+            remove_tree(work, paths.work_root)
     if result.skipped:
         print(f"{stage.hint}: {len(result.skipped)} skipped (on_error=skip), listed in {paths.skipped_csv}")
     return True
 
-
-def _remove_empty_parents(folder: Path, stop: Path) -> None:
-    while folder != stop and folder.is_relative_to(stop):
-        try:
-            folder.rmdir()
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT,):
-                return
-        folder = folder.parent

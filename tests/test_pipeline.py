@@ -11,10 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from conftest import REPO
-from corpus import ATTACKS, KNOWN, make_corpus
+from corpus import KNOWN, make_corpus
 from sourcetrace.metrics import LABELS, compute_eer, scenario_masks
 
 from sourcetrace.registry import STAGES as REGISTRY

@@ -1,10 +1,7 @@
 """Bad input, skip manifests, atomic writes and safe re-runs: one test per item of the
 re-run issue, running the stage scripts' entry point (`registry.main`, what each script calls)
 on generated corpora; the scenarios that involve killing or locking run real subprocesses."""
-import errno
-import fcntl
 import json
-import os
 
 import numpy as np
 import pytest
@@ -14,7 +11,7 @@ import torch
 from conftest import REPO
 from sourcetrace.scoring import similarity
 from sourcetrace.store import atomic_path
-from stagerun import SCRIPTS, completed, error_of, make, run_all, script, stage
+from stagerun import SCRIPTS, completed, error_of, make, run_all, stage
 
 
 # ------------------------------------------------------------------ bad audio

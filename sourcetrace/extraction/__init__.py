@@ -11,11 +11,12 @@ Given utterances, a model and an input policy, it returns one embedding per utte
 """
 import importlib
 
+from ..store import remove_tree as remove  # the work folder, once the outputs made from it are in place
 from .records import Extraction, ExtractionError, Utterance
 
 # The rest imports torch: loaded on first use, so that reading plans and records (which the
 # up-to-date checks of stages 2, 4 and 5 do through stages 1 and 3) starts fast.
-_LAZY = {"ChunkStore": "chunks", "remove": "chunks", "PRECISIONS": "device", "resolve_device": "device",
+_LAZY = {"ChunkStore": "chunks", "PRECISIONS": "device", "resolve_device": "device",
          "tune_cpu_allocator": "device", "CPU_FORWARD_SAMPLES": "engine", "KILL_HOOK": "engine",
          "MAX_SECONDS": "engine", "Extractor": "engine", "Plan": "plan", "make_plan": "plan",
          "plan_batches": "plan", "share_chunks": "plan"}

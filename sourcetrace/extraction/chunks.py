@@ -14,7 +14,6 @@ import errno
 import hashlib
 import json
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -76,20 +75,3 @@ class ChunkStore:
                 return z["indices"], z["rows"], failed
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ExtractionError(f"{path}: unreadable extraction chunk ({exc}); delete it and run again") from None
-
-
-def remove(work: Path, work_root: Path) -> None:
-    """Delete the work folder `work`, then its parents up to `work_root` (included) while empty.
-
-    Call once the outputs made from the work are safely in place."""
-    work, work_root = Path(work), Path(work_root)
-    if work_root not in work.parents:
-        raise ValueError(f"{work} is not inside {work_root}")
-    shutil.rmtree(work, ignore_errors=True)
-    for folder in work.parents:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (other work) or already gone
-            break
-        if folder == work_root:
-            break

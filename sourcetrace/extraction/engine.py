@@ -102,7 +102,7 @@ class Extractor:
         """Embed `utterances` (batches of `reference` stay within each of `segments`).
 
         Returns the complete `Extraction` on rank 0 and None on the other ranks. The work
-        folder is left in place: remove it (`chunks.remove(result.work, work_root)`) once the
+        folder is left in place: remove it (`extraction.remove(result.work, work_root)`) once the
         outputs are safely written."""
         segments = segments or [range(len(utterances))]
         world, desc = self.world, desc or "extracting"

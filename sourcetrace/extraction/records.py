@@ -40,7 +40,7 @@ class Utterance:
 class Extraction:
     """Embeddings in utterance order; rows of failed utterances are NaN and listed in `failed`
     (utterance index -> reason). `work` is the folder of finished chunks the result was
-    assembled from: remove it with `chunks.remove(work, work_root)` once the outputs made
+    assembled from: remove it with `extraction.remove(work, work_root)` once the outputs made
     from this result are safely written, never before."""
 
     embeddings: np.ndarray

@@ -29,11 +29,11 @@ def inputs(cfg) -> dict:
 
 
 def _read(ctx):
-    from ..provenance import Checker, load_record
+    from ..provenance import load_record, outputs_intact
     paths = ctx.paths
     record = load_record(paths, 4)
     arrow = paths.evaluation_arrow
-    if record and arrow.name in record["outputs"] and Checker(None, paths).outputs_intact(record):
+    if record and arrow.name in record["outputs"] and outputs_intact(paths, record):
         return arrow, read_evaluation_arrow(arrow)
     return paths.evaluation_csv, read_evaluation_csv(paths.evaluation_csv)
 

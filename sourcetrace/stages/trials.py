@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import StageError
-from ..protocols import TRIAL_SUFFIX, data_lines, line_of, protocol_files, trial_fingerprint, validate_trials
+from ..protocols import (TRIAL_SUFFIX, data_lines, line_of, protocol_files, read_trials, trial_fingerprint,
+                         validate_trials)
 from ..results import StageResult
 from ..store import ids_path, save_embeddings
 from .extraction import audio_identity, audio_path, build_extractor, log, model_identity, skip_of
@@ -28,9 +29,12 @@ class Plan:
     utterances: list
 
 
-def plan(cfg) -> Plan:
+def plan(cfg, validate: bool = False) -> Plan:
+    """The distinct utterances to extract; with `validate`, every trial file is read in full
+    first (the stage itself). The up-to-date checks of later stages need only the identity
+    columns."""
     batching = cfg["reference_trial_file"] if cfg["input_policy"] == "reference" else None
-    return _plan(cfg["trial_protocol_dir"], cfg["trial_audio"], cfg["database_path"], batching)
+    return _plan(cfg["trial_protocol_dir"], cfg["trial_audio"], cfg["database_path"], batching, validate)
 
 
 def _ordered(files: list[Path], batching: str | None):
@@ -45,12 +49,13 @@ def _ordered(files: list[Path], batching: str | None):
 
 
 @functools.lru_cache(maxsize=2)
-def _plan(protocol_dir: str, template: str, database_path: str, batching: str | None) -> Plan:
+def _plan(protocol_dir: str, template: str, database_path: str, batching: str | None, validate: bool) -> Plan:
     from ..extraction import Utterance
 
     files = _ordered(protocol_files(Path(protocol_dir), trials=True), batching)
     utterances, seen = [], pa.array([], pa.string())
-    for protocol in validate_trials(files):  # one file in memory at a time
+    protocols = validate_trials(files) if validate else (read_trials(f, identity_only=True) for f in files)
+    for protocol in protocols:  # one file in memory at a time
         keys = protocol.utterance_keys
         distinct = pc.unique(keys)
         new = distinct.filter(pc.invert(pc.is_in(distinct, value_set=seen)))
@@ -78,7 +83,7 @@ def inputs(cfg) -> dict:
 
 
 def run(ctx) -> StageResult | None:
-    utterances = plan(ctx.cfg).utterances
+    utterances = plan(ctx.cfg, validate=True).utterances
     log.info("%d distinct trial utterance(s)", len(utterances))
     result = build_extractor(ctx).extract(utterances, ctx.work_dir, desc="trials")
     if result is None:  # another rank assembles and writes

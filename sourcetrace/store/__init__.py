@@ -5,10 +5,10 @@ after killed writers; `embeddings`, `fingerprints`, `scores` and `skips` are the
 stages 1/3, 2, 4 and the skip manifest.
 """
 from .embeddings import ids_path, load_embeddings, save_embeddings
-from .files import atomic_path, os_error, remove_parts, write_text
+from .files import atomic_path, os_error, remove_parts, remove_tree, write_text
 from .fingerprints import read_fingerprints, write_fingerprints
 from .paths import Paths
 from .skips import read_skips
 
 __all__ = ["Paths", "atomic_path", "ids_path", "load_embeddings", "os_error", "read_fingerprints", "read_skips",
-           "remove_parts", "save_embeddings", "write_fingerprints", "write_text"]
+           "remove_parts", "remove_tree", "save_embeddings", "write_fingerprints", "write_text"]

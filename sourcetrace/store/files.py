@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -51,6 +52,25 @@ def remove_parts(folder: Path) -> int:
             part.unlink()
             removed += 1
     return removed
+
+
+def remove_tree(folder: Path, root: Path) -> None:
+    """Delete `folder`, then its parents up to `root` (included) while they are empty.
+
+    For work and staging folders once their contents are committed; never goes above `root`."""
+    folder, root = Path(folder), Path(root)
+    if folder != root and root not in folder.parents:
+        raise ValueError(f"{folder} is not inside {root}")
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder == root:
+        return
+    for parent in folder.parents:
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (other work) or already gone
+            break
+        if parent == root:
+            break
 
 
 def os_error(exc: OSError, resumable: bool = False) -> StageError:

@@ -54,8 +54,11 @@ class Paths:
     def lock(self, stage: int) -> Path:
         return self.records_dir / f".stage{stage}.lock"
 
+    work_root = property(lambda self: self.output_dir / f".{self.system}_work")
+    staging_root = property(lambda self: self.output_dir / f".{self.system}_staging")
+
     def work(self, stage: int) -> Path:
-        return self.output_dir / f".{self.system}_work" / f"stage{stage}"
+        return self.work_root / f"stage{stage}"
 
     def staging(self, stage: int) -> Path:
-        return self.output_dir / f".{self.system}_staging" / f"stage{stage}"
+        return self.staging_root / f"stage{stage}"

@@ -12,6 +12,10 @@
 #   ./reproduce_table4.sh mini_stopa/corpus runs/t4 -- --set reference_trial_file=AA01-co-10 --device cpu
 set -euo pipefail
 usage="usage: $0 DATABASE_PATH [OUTPUT_DIR] [-- EXTRA STAGE ARGUMENTS]"
+case "${1:-}" in
+  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -*) [ "$1" = "--" ] || { echo "error: unknown option $1" >&2; echo "$usage" >&2; exit 2; } ;;
+esac
 [ $# -ge 1 ] && [ "$1" != "--" ] || { echo "$usage" >&2; exit 2; }
 db=$(realpath -m "$1"); shift
 out=table4_outputs

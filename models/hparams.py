@@ -6,13 +6,15 @@ is caught when the config is read, not as a traceback inside the network.
 """
 from __future__ import annotations
 
+from sourcetrace.checks import is_int, is_number
+
 
 def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return is_int(v, 1)
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+    return is_number(v, 0, strict=True)
 
 
 def _pair(v) -> bool:
@@ -42,6 +44,10 @@ RESNET34 = {
     "embedding_dim": (False, _int, "a positive integer"),
 }
 SCHEMAS = {"AASIST": AASIST, "ResNet34": RESNET34}
+# the published AASIST configuration (clovaai/aasist, AASIST.conf): the default `model_config`
+AASIST_DEFAULT = {"architecture": "AASIST", "nb_samp": 64600, "first_conv": 128,
+                  "filts": [70, [1, 32], [32, 32], [32, 64], [64, 64]], "gat_dims": [64, 32],
+                  "pool_ratios": [0.5, 0.7, 0.5, 0.5], "temperatures": [2.0, 2.0, 100.0, 100.0]}
 
 
 def check_model_config(model_config: dict) -> str | None:

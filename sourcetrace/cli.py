@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import load_config, validate_model_config
+from .config import load_config
 from .errors import StageError
 from .registry import STAGES, Stage
 from .store import os_error
@@ -42,7 +42,7 @@ def parser_for(stage: Stage) -> argparse.ArgumentParser:
     listing = "\n".join(f"  {s.number}. {s.script:38s} {s.title}" for s in STAGES.values())
     parser = argparse.ArgumentParser(
         prog=stage.script, description=f"Stage {stage.number}: {stage.title}.\n\nConfig keys it reads: "
-        + ", ".join(stage.params), epilog=COMMON_HELP.format(stages=listing),
+        + ", ".join(stage.keys), epilog=COMMON_HELP.format(stages=listing),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), metavar="PATH",
                         help="JSON config of the system (default: config/AASIST.conf)")
@@ -66,15 +66,7 @@ def run(stage: Stage, argv: list[str] | None = None) -> int:
     from .runner import run_stage
     try:
         config = load_config(args.config, args.overrides, args.device)
-        if "model_config" in stage.params:
-            validate_model_config(config)
-        if "train" in stage.params:
-            from .training.settings import validate_train_section
-            try:
-                validate_train_section(config)
-            except StageError as exc:
-                raise StageError(f"{config['config_path']}: {exc}") from None
-        if "model_path" in stage.params:
+        if "model_path" in stage.keys:
             require_checkpoint(config)
         run_stage(stage, config, args.force, args.allow_stale)
     except StageError as exc:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from models.hparams import AASIST_DEFAULT, check_model_config
+
+from .checks import is_int, is_number
 from .errors import StageError
 
 KNOWN_ATTACKS = ["AA01", "AA03", "AA05", "AA07", "AA10"]
@@ -38,18 +41,26 @@ def _choice(*options: str):
 
 
 def _int(low: int):
-    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= low else f"an integer >= {low}"
+    return lambda v: None if is_int(v, low) else f"an integer >= {low}"
 
 
-def _number(low: float, high: float | None = None):
-    def check(v):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > low and (high is None or v < high)
-        return None if ok else f"a number > {low}" + (f" and < {high}" if high is not None else "")
-    return check
+def _number(low: float):
+    return lambda v: None if is_number(v, low, strict=True) else f"a number > {low}"
 
 
 def _string(v):
     return None if isinstance(v, str) and v.strip() else "a non-empty string"
+
+
+def _system(v):
+    ok = isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", v) is not None
+    return None if ok else ("a name of letters, digits and . _ + - (it prefixes every output file in output_dir, "
+                            "so no / and no leading dot)")
+
+
+def _device(v):
+    ok = isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None
+    return None if ok else "auto, cpu, cuda or cuda:N"
 
 
 def _template(v):
@@ -67,8 +78,10 @@ def _attack_list(v):
 
 def _operating_points(v):
     ok = isinstance(v, list) and v and all(
-        isinstance(p, list) and len(p) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p)
+        isinstance(p, list) and len(p) == 3 and all(is_number(x) for x in p)
         and 0 < p[0] < 1 and p[1] > 0 and p[2] > 0 for p in v)
+    if ok and len({tuple(p) for p in v}) < len(v):
+        return "a list of distinct [p_target, c_miss, c_fa] (one is repeated)"
     return None if ok else "a non-empty list of [p_target, c_miss, c_fa] with 0 < p_target < 1 and costs > 0"
 
 
@@ -77,7 +90,7 @@ def _optional_path(v):
 
 
 def _fraction(v):
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+    ok = is_number(v, 0) and v < 1
     return None if ok else "a number >= 0 and < 1 (0: no dev set, the last epoch is kept)"
 
 
@@ -86,9 +99,10 @@ def _object(v):
 
 
 SCHEMA: dict[str, Key] = {
-    "system": Key("AASIST_CM", _string),
+    "system": Key("AASIST_CM", _system),
     "model_path": Key("models/AASIST_CM.pth", _string),
-    "model_config": Key({}, _object),
+    # checked against its architecture's hyper-parameters (models/hparams.py) by `validate`
+    "model_config": Key(AASIST_DEFAULT, _object),
     "database_path": Key("STOPA", _string),
     "enroll_protocol_dir": Key("protocols_fingerprint_extraction", _string),
     "trial_protocol_dir": Key("protocols_trials_extended", _string),
@@ -98,7 +112,7 @@ SCHEMA: dict[str, Key] = {
     "input_policy": Key("full", _choice(*INPUT_POLICIES)),
     "batch_size": Key(8, _int(1)),
     "num_workers": Key(2, _int(0)),
-    "device": Key("auto", _string),
+    "device": Key("auto", _device),
     "output_dir": Key(".", _string),
     "unknown_filter": Key("reference", _choice(*UNKNOWN_FILTERS)),
     "on_error": Key("fail", _choice("fail", "skip")),
@@ -113,8 +127,8 @@ SCHEMA: dict[str, Key] = {
     "dcf_operating_points": Key([[0.01, 1, 1], [0.1, 1, 1]], _operating_points),
     "bootstrap_resamples": Key(200, _int(0)),
     "bootstrap_seed": Key(0, _int(0)),
-    # stage 0 (training); `train` is checked against the architecture's recipe by
-    # sourcetrace.training.settings.validate_train_section
+    # stage 0 (training); `train` is checked against the architecture's recipe by `validate`
+    # (sourcetrace.training.settings)
     "train_protocol": Key(None, _optional_path),
     "train_audio": Key("{database_path}/wav/{attack}/train/{file}.flac", _template),
     "dev_protocol": Key(None, _optional_path),
@@ -160,19 +174,21 @@ def _line_of_key(text: str, key: str) -> str:
 
 
 def validate(config: dict, source: str) -> None:
-    """Every value against the schema (the model's hyper-parameters: `validate_model_config`)."""
+    """Every value against the schema, the architecture's hyper-parameters in `model_config`
+    and the `train` section against the architecture's recipe: the one place config values
+    are checked, before any stage starts."""
+    from .training.settings import validate_train_section
     for key, spec in SCHEMA.items():
         expected = spec.check(config[key])
         if expected:
             raise StageError(f"{source}: {key!r} is {config[key]!r}; expected {expected}")
-
-
-def validate_model_config(config: dict) -> None:
-    """The architecture's hyper-parameters (imports torch: only for stages that build a model)."""
-    import models
-    problem = models.check_model_config(config["model_config"])
+    problem = check_model_config(config["model_config"])
     if problem:
-        raise StageError(f"{config['config_path']}: model_config: {problem}")
+        raise StageError(f"{source}: model_config: {problem}")
+    try:
+        validate_train_section(config)
+    except StageError as exc:
+        raise StageError(f"{source}: {exc}") from None
 
 
 def load_config(path: str | Path, overrides: list[str] = (), device: str | None = None) -> dict:

@@ -144,8 +144,14 @@ def read_enrollment(path: Path) -> EnrollmentProtocol:
         raise StageError(f"{path}: no enrollment rows after the header")
     files = [tokens[file_col] for _, tokens in rows]
     lines = [number for number, _ in rows]
+    attacks = [tokens[atk_col] for _, tokens in rows]
+    for line, row_attack in zip(lines, attacks):
+        if row_attack != attack:
+            raise StageError(f"{path}:{line}: attack {row_attack!r}, but this is the enrollment file of "
+                             f"fingerprint {path.stem!r} (attack {attack!r}); a fingerprint averages one "
+                             f"attack's utterances")
     _check_unique(files, lines, path, "enrollment utterance")
-    return EnrollmentProtocol(path, path.stem, attack, files, [tokens[atk_col] for _, tokens in rows], lines)
+    return EnrollmentProtocol(path, path.stem, attack, files, attacks, lines)
 
 
 def _read_table_fast(path: Path, header_line: str, columns: list[str] | None) -> pa.Table | None:
@@ -230,14 +236,30 @@ def read_trial_files(paths: list[Path]):
         yield protocol
 
 
-def validate_trials(paths: list[Path]):
-    """Read every trial file in full (widths, labels, fingerprints, one header for all) and
-    yield each with its identity columns only, one file in memory at a time."""
+def validate_trials(paths: list[Path], required: tuple[str, ...] = ()):
+    """Read every trial file in full (widths, labels, fingerprints, one header for all, the
+    `required` label columns, no repeated utterance within a file) and yield each with its
+    identity columns only, one file in memory at a time."""
     for protocol in read_trial_files(paths):
+        absent = [c for c in required if c not in protocol.table.column_names]
+        if absent:
+            raise StageError(f"{protocol.path}:1: no {', '.join(absent)} column in the header (stage 5 pools "
+                             f"by it); the header has {' '.join(protocol.table.column_names)}")
+        _check_unique_utterances(protocol)
         keep = [c for c in protocol.table.column_names
                 if c in ("AbstractModel", protocol.file_column, protocol.attack_column)]
         yield TrialProtocol(protocol.path, protocol.fingerprint, protocol.attack, protocol.table.select(keep),
                             protocol.file_column, protocol.attack_column, {})
+
+
+def _check_unique_utterances(protocol: TrialProtocol) -> None:
+    """Error naming the first repeated utterance of a trial file (every row is scored against
+    the file's one fingerprint, so a repeat is a duplicate trial)."""
+    keys = protocol.utterance_keys
+    if pc.count_distinct(keys).as_py() == len(keys):
+        return
+    ids = pc.index_in(keys, value_set=pc.unique(keys)).to_numpy(zero_copy_only=False)
+    check_unique_trials(protocol, np.zeros(len(ids), dtype=np.int64), ids)
 
 
 def trial_fingerprint(path: Path) -> tuple[str, str]:
@@ -257,7 +279,9 @@ def data_lines(path: Path) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def _data_lines(path: str, size: int, mtime_ns: int) -> np.ndarray:  # size, mtime: the cache key
     data = np.fromfile(path, dtype=np.uint8)
-    ends = np.flatnonzero(data == ord("\n"))
+    # line ends as Python's universal newlines see them: \n, \r\n and a lone \r
+    lone_cr = (data == ord("\r")) & np.append(data[1:] != ord("\n"), True)
+    ends = np.flatnonzero((data == ord("\n")) | lone_cr)
     if len(data) and data[-1] != ord("\n"):
         ends = np.append(ends, len(data))  # a last line without a newline
     starts = np.concatenate([[0], ends[:-1] + 1])

@@ -2,11 +2,15 @@
 
     python -m sourcetrace.report OUTPUT_DIR SYSTEM [SYSTEM ...] [--paper] [--out PATH]
 
-Reads stage 5's outputs in OUTPUT_DIR/<SYSTEM>_EERs_pooled/. The report (default
-OUTPUT_DIR/report.md): Table 4 (with the paper's numbers under --paper), the EER of every
-enrollment condition and size, the detection metrics of the pooled rows with the EER's
-bootstrap confidence interval, and the DET figures (linked relative to the report).
-A missing system or file is one line `error: <path>: ...` on stderr, exit status 2.
+Reads stage 5's outputs in OUTPUT_DIR/<SYSTEM>_EERs_pooled/, after checking their record:
+stage 5 must have a record, its outputs must be as it wrote them, and every upstream record
+must still be the one it read (transitively); else the report refuses naming the cause
+(`--allow-stale` prints anyway, under a warning line in the table and the report). The
+report (default OUTPUT_DIR/report.md; a folder given to --out gets report.md inside):
+Table 4 (with the paper's numbers under --paper), the EER of every enrollment condition and
+size, the detection metrics of the pooled rows with the EER's bootstrap confidence
+interval, and the DET figures (linked relative to the report). A missing system or file is
+one line `error: <path>: ...` on stderr, exit status 2.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .errors import StageError
-from .store import write_text
+from .store import Paths, write_text
 
 # Table 4 of the STOPA paper (pooled EER %), the authors' published CSVs
 PAPER = {
@@ -32,10 +36,22 @@ STAGE5 = "run stage 5 (compute_eer_pooled.py) for this system first"
 
 
 def system_dir(output_dir: Path, system: str) -> Path:
-    folder = Path(output_dir) / f"{system}_EERs_pooled"
+    folder = Paths(Path(output_dir), system).eer_dir
     if not folder.is_dir():
         raise StageError(f"{folder}: not found (no system {system!r} in {output_dir}); {STAGE5}")
     return folder
+
+
+def provenance_problems(output_dir: Path, systems: list[str]) -> dict[str, str]:
+    """Why each system's stage 5 outputs cannot be vouched for (systems absent when they can)."""
+    from .provenance import chain_problem
+    problems = {}
+    for system in systems:
+        system_dir(output_dir, system)
+        problem = chain_problem(Paths(Path(output_dir), system), 5)
+        if problem:
+            problems[system] = problem
+    return problems
 
 
 def read_pooled(path: Path) -> tuple[float, ...]:
@@ -96,9 +112,13 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
-def markdown(output_dir: Path, systems: list[str], paper: bool, report_path: Path) -> str:
-    """The report's text; image links are relative to `report_path`'s folder."""
+def markdown(output_dir: Path, systems: list[str], paper: bool, report_path: Path,
+             stale: dict[str, str] | None = None) -> str:
+    """The report's text; image links are relative to `report_path`'s folder. `stale`: the
+    systems shown although their provenance does not hold, and why (a warning each)."""
     out = [f"# Source tracing evaluation: {', '.join(systems)}", "",
+           *(f"> **Warning (--allow-stale): {system}'s numbers are not vouched for by their records: {why}.**\n"
+             for system, why in (stale or {}).items()),
            "EERs in percent as the STOPA reference computes them (no interpolation, tied targets "
            "first); definitions in the README, section \"Evaluation beyond Table 4\".", "",
            "## Pooled EER (Table 4)", ""]
@@ -158,12 +178,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("systems", nargs="+")
     parser.add_argument("--paper", action="store_true", help="also give the paper's Table 4 numbers")
-    parser.add_argument("--out", type=Path, help="where to write the report (default OUTPUT_DIR/report.md)")
+    parser.add_argument("--out", type=Path, help="where to write the report (default OUTPUT_DIR/report.md; "
+                                                 "a folder gets report.md inside)")
+    parser.add_argument("--allow-stale", action="store_true",
+                        help="report even when stage 5's outputs or their upstream chain changed after it ran "
+                             "(a warning line says so)")
     args = parser.parse_args(argv)
     report_path = args.out or args.output_dir / "report.md"
+    if report_path.is_dir():
+        report_path = report_path / "report.md"
     try:
+        stale = provenance_problems(args.output_dir, args.systems)
+        if stale and not args.allow_stale:
+            system, why = next(iter(stale.items()))
+            raise StageError(f"{args.output_dir}: {system}: {why}; run the stages again (compute_eer_pooled.py "
+                             f"names any earlier one to run) or pass --allow-stale to report anyway")
         text = table(args.output_dir, args.systems, args.paper)
-        report = markdown(args.output_dir, args.systems, args.paper, report_path)
+        report = markdown(args.output_dir, args.systems, args.paper, report_path, stale)
         write_text(report_path, report)
     except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -171,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. the report's folder cannot be written
         print(f"error: {exc.filename or report_path}: {exc.strerror}", file=sys.stderr)
         return 2
+    for system, why in stale.items():
+        print(f"WARNING (--allow-stale): {system}'s numbers are not vouched for by their records: {why}")
     print(text)
     print(f"report: {report_path}")
     return 0

@@ -3,10 +3,10 @@
 Used by tests/test_extraction.py and benchmarks/bench_distributed.py; AASIST_CM with
 `nb_samp` 12000 (fast on CPU).
 
-    python tests/extract_driver.py AUDIO_DIR WORK_ROOT OUT.npz [--policy full] ...
+    python tests/extract_driver.py AUDIO_DIR WORK OUT.npz [--policy full] ...
     python -m torch.distributed.run --standalone --nproc_per_node=2 tests/extract_driver.py ...
 
-Rank 0 writes OUT.npz (`embeddings`, `failed` as JSON) and then removes the work folder;
+Rank 0 writes OUT.npz (`embeddings`, `failed` as JSON) and then removes the work (cache) folder;
 an `ExtractionError` prints `error: <message>` and exits with status 2.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def extractor(policy: str = "full", batch_size: int = 2, chunk_size: int = 3, nu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("audio_dir", type=Path)
-    parser.add_argument("work_root", type=Path)
+    parser.add_argument("work", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--policy", default="full")
     parser.add_argument("--batch-size", type=int, default=2)
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     utterances = utterances_in(args.audio_dir)
     start = time.perf_counter()
     try:
-        result = engine.extract(utterances, args.work_root, desc=f"rank {world.rank}")
+        result = engine.extract(utterances, args.work, desc=f"rank {world.rank}")
     except ExtractionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.info("extracted %d utterance(s) in %.3f s", len(utterances), time.perf_counter() - start)
         import numpy as np
         np.savez(args.out, embeddings=result.embeddings, failed=json.dumps(result.failed))
-        extraction.remove(result.work, args.work_root)
+        shutil.rmtree(args.work)
     ranks.shutdown(world)
     return 0
 

@@ -4,7 +4,9 @@ import os
 
 import pytest
 
-from sourcetrace.config import load_config, parse_override, validate_model_config
+from conftest import REPO
+
+from sourcetrace.config import load_config, parse_override
 from sourcetrace.errors import StageError
 
 
@@ -18,9 +20,10 @@ def test_override_values_are_json_when_they_parse():
 
 def test_load_fills_defaults_and_applies_overrides(tmp_path):
     path = tmp_path / "c.conf"
-    path.write_text(json.dumps({"system": "X", "model_config": {"architecture": "AASIST", "nb_samp": 1}}))
+    model_config = json.loads((REPO / "config" / "AASIST.conf").read_text())["model_config"]
+    path.write_text(json.dumps({"system": "X", "model_config": {**model_config, "nb_samp": 1}}))
     cfg = load_config(path, ["model_config.nb_samp=48000", "input_policy=fixed"], device="cpu")
-    assert cfg["model_config"] == {"architecture": "AASIST", "nb_samp": 48000}
+    assert cfg["model_config"] == {**model_config, "nb_samp": 48000}
     assert cfg["input_policy"] == "fixed" and cfg["device"] == "cpu"
     assert cfg["known_attacks"] == ["AA01", "AA03", "AA05", "AA07", "AA10"]
     assert cfg["enroll_audio"] == "{database_path}/wav/{attack}/dev/{file}"
@@ -80,9 +83,32 @@ def test_architecture_hyper_parameters_are_checked(tmp_path, override, message):
                                                  "filts": [70, [1, 32], [32, 32], [32, 64], [64, 64]],
                                                  "gat_dims": [64, 32], "pool_ratios": [0.5, 0.7, 0.5, 0.5],
                                                  "temperatures": [2.0, 2.0, 100.0, 100.0]}}))
-    validate_model_config(load_config(path))
+    load_config(path)
     with pytest.raises(StageError, match=message):
-        validate_model_config(load_config(path, [override]))
+        load_config(path, [override])
+
+
+def test_a_config_without_model_config_is_aasist_as_published(tmp_path):
+    path = tmp_path / "c.conf"
+    path.write_text("{}")
+    config = load_config(path)
+    assert config["model_config"] == json.loads((REPO / "config" / "AASIST.conf").read_text())["model_config"]
+    assert load_config(path, ["model_config.nb_samp=48000"])["model_config"]["nb_samp"] == 48000
+
+
+@pytest.mark.parametrize("override,message", [
+    ("device=gpu", "'device' is 'gpu'; expected auto, cpu, cuda or cuda:N"),
+    ("system=../escape", "'system' is '../escape'; expected a name of letters"),
+    ("system=.hidden", "'system' is '.hidden'"),
+    ("dcf_operating_points=[[0.01,1,1],[0.01,1,1]]", "'dcf_operating_points' is [[0.01, 1, 1], [0.01, 1, 1]]; expected a list of distinct"),
+    ("train.epochs=0", "'train.epochs' is 0; expected an integer >= 1"),
+    ("train.batchsize=4", "'train.batchsize' is not a setting of the AASIST recipe"),
+])
+def test_every_value_is_checked_when_the_config_is_read(tmp_path, override, message):
+    path = tmp_path / "c.conf"
+    path.write_text("{}")
+    with pytest.raises(StageError, match=f"^{path}: " + message.replace("[", r"\[").replace(".", r"\.")):
+        load_config(path, [override])
 
 
 def test_relative_and_absolute_paths_are_the_same_value(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""The extraction package: plan, chunk store, work kept until committed, long utterances,
-disk full, kill-at-a-chosen-chunk and resume, and torchrun ranks sharing one plan (CPU, gloo)."""
+"""The extraction package: plan, embedding cache, long utterances, disk full,
+kill-at-a-chosen-chunk and resume, and torchrun ranks sharing one plan (CPU, gloo)."""
 import errno
 import json
 import os
@@ -15,7 +15,7 @@ import torch
 import extract_driver
 from conftest import REPO
 from corpus import make_corpus
-from sourcetrace.extraction import KILL_HOOK, ChunkStore, ExtractionError, make_plan, remove, share_chunks
+from sourcetrace.extraction import KILL_HOOK, EmbeddingCache, ExtractionError, make_plan, share_chunks
 
 DRIVER = str(REPO / "tests" / "extract_driver.py")
 
@@ -36,8 +36,8 @@ def one_process(audio, tmp_path_factory):
     try:
         out = {}
         for policy in ("full", "fixed"):
-            work_root = tmp_path_factory.mktemp(f"work-{policy}")
-            result = extract_driver.extractor(policy).extract(extract_driver.utterances_in(audio), work_root)
+            work = tmp_path_factory.mktemp(f"work-{policy}")
+            result = extract_driver.extractor(policy).extract(extract_driver.utterances_in(audio), work)
             assert not result.failed and np.isfinite(result.embeddings).all()
             out[policy] = result.embeddings
     finally:
@@ -55,8 +55,8 @@ def run(args, ranks=1, kill_after=None):
     return subprocess.run(launcher + [DRIVER, *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO)
 
 
-def chunk_files(work_root):
-    return sorted(work_root.glob("*/chunk_*.npz"))
+def chunk_files(work):
+    return sorted(work.glob("chunk_*.npz"))
 
 
 # ------------------------------------------------------------------ plan
@@ -86,50 +86,77 @@ def test_utterances_longer_than_max_seconds_fail_before_decoding_except_under_fi
     assert plan.failed == {} and plan.chunks == [[[0, 1]]]
 
 
-# ------------------------------------------------------------------ chunk store
+# ------------------------------------------------------------------ embedding cache
 
 
 def test_a_full_disk_says_so_and_that_the_run_resumes(tmp_path, monkeypatch):
-    store = ChunkStore(tmp_path / "work")
-    store.prepare()
-    store.write(0, [0, 1], np.ones((2, 3), np.float32), {})
+    cache = EmbeddingCache(tmp_path / "work")
+    cache.prepare()
+    cache.write(["a", "b"], np.ones((2, 3), np.float32), {})
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(np, "savez", no_space)
     with pytest.raises(ExtractionError) as caught:
-        store.write(1, [2], np.ones((1, 3), np.float32), {})
+        cache.write(["c"], np.ones((1, 3), np.float32), {})
     assert str(caught.value) == (f"{tmp_path / 'work'}: disk full while writing extraction work; free some "
                                  f"space and run again: it resumes from the 1 finished chunk(s); the previous outputs are unchanged")
-    assert sorted(p.name for p in store.work.iterdir()) == ["chunk_000000.npz"]  # no .part left
+    assert [p.name for p in cache.work.iterdir()] == [p.name for p in chunk_files(cache.work)]  # no .part left
 
 
-def test_remove_deletes_the_work_and_empty_parents_up_to_the_work_root_only(tmp_path):
-    root = tmp_path / "out" / ".sys_work"
-    mine, other = root / "stage1" / "abc", root / "stage3" / "def"
-    for folder in (mine, other):
-        folder.mkdir(parents=True)
-        (folder / "chunk_000000.npz").write_bytes(b"x")
-    remove(mine, root)
-    assert not (root / "stage1").exists() and other.is_dir()
-    remove(other, root)
-    assert not root.exists() and (tmp_path / "out").is_dir()
-    with pytest.raises(ValueError):
-        remove(tmp_path / "elsewhere", root)
+def test_a_chunk_that_does_not_match_its_name_is_discarded_not_trusted(tmp_path, caplog):
+    cache = EmbeddingCache(tmp_path / "work")
+    cache.prepare()
+    good = cache.write(["a", "b"], np.array([[1, 2], [3, 4]], np.float32), {})
+    other = cache.write(["c"], np.array([[5, 6]], np.float32), {})
+    other.rename(other.with_name(good.name.replace(good.name[6:10], "0000")))  # its members say otherwise
+    (tmp_path / "work" / "chunk_" f"{'1' * 24}.npz").write_bytes(b"half a zip")
+    embeddings, failures = cache.load(2)
+    assert sorted(embeddings) == ["a", "b"] and failures == {}
+    assert embeddings["b"].tolist() == [3, 4]
+    assert [p.name for p in chunk_files(cache.work)] == [good.name]
+    assert caplog.text.count("discarded, its utterances are extracted again") == 2
+    assert cache.load(3) == ({}, {}) and chunk_files(cache.work) == []  # another embedding size: discarded
 
 
-def test_the_engine_keeps_its_work_for_the_caller_to_remove(audio, one_process, tmp_path):
+def test_the_cache_keeps_embeddings_by_audio_and_reuses_them(audio, one_process, tmp_path, caplog):
+    """A second run computes nothing; a rewritten file (new size and time) is extracted again."""
+    shutil.copytree(audio, tmp_path / "db")
+    utterances = extract_driver.utterances_in(tmp_path / "db")
     torch.set_num_threads(1)
     try:
-        result = extract_driver.extractor("full").extract(extract_driver.utterances_in(audio), tmp_path)
+        first = extract_driver.extractor("full").extract(utterances, tmp_path / "work")
+        files = chunk_files(tmp_path / "work")
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            again = extract_driver.extractor("full").extract(utterances, tmp_path / "work")
+        assert f"{len(utterances)} utterance(s) already embedded" in caplog.text
+        assert chunk_files(tmp_path / "work") == files and again.embeddings.tobytes() == first.embeddings.tobytes()
+        # utterance 4 replaced by utterance 0's audio in place: its row must follow, nothing else recomputed
+        shutil.copyfile(utterances[0].path, utterances[4].path)
+        changed = extract_driver.extractor("full").extract(utterances, tmp_path / "work")
+    finally:
+        torch.set_num_threads(2)
+    assert first.embeddings.tobytes() == one_process["full"].tobytes()
+    np.testing.assert_allclose(changed.embeddings[4], first.embeddings[0], atol=1e-5, rtol=0)  # batch may differ
+    assert np.abs(changed.embeddings[4] - first.embeddings[4]).max() > 1e-2
+    others = [i for i in range(len(utterances)) if i != 4]
+    # the others are reused, or recomputed with it where they share its new batch (same values)
+    np.testing.assert_allclose(changed.embeddings[others], first.embeddings[others], atol=1e-5, rtol=0)
+    assert len(chunk_files(tmp_path / "work")) == len(files) + 1  # one new chunk: its batch
+
+
+def test_the_engine_removes_what_a_killed_writer_left(audio, one_process, tmp_path):
+    stale = tmp_path / "work" / ".chunk_x.npz.abc.part"  # as a killed writer leaves it
+    stale.parent.mkdir()
+    stale.write_bytes(b"half")
+    torch.set_num_threads(1)
+    try:
+        result = extract_driver.extractor("full").extract(extract_driver.utterances_in(audio), tmp_path / "work")
     finally:
         torch.set_num_threads(2)
     assert result.embeddings.tobytes() == one_process["full"].tobytes()
-    assert result.work.parent == tmp_path and len(chunk_files(tmp_path)) >= 5
-    stale = result.work / ".chunk_000001.npz.abc.part"  # as a killed writer leaves it
-    stale.write_bytes(b"half")
-    ChunkStore(result.work).prepare()
-    assert not stale.exists() and len(chunk_files(tmp_path)) >= 5
+    assert not stale.exists() and len(chunk_files(tmp_path / "work")) >= 5
 
 
 # ------------------------------------------------------------------ kill and resume, ranks
@@ -142,7 +169,7 @@ def test_killed_at_a_chosen_chunk_resumes_with_two_ranks_to_the_same_bytes(audio
     assert not (tmp_path / "out.npz").exists()
     resumed = run(args, ranks=2)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming, 6 utterance(s) already done" in resumed.stderr
+    assert "6 utterance(s) already embedded" in resumed.stderr
     assert np.load(tmp_path / "out.npz")["embeddings"].tobytes() == one_process["full"].tobytes()
     assert not (tmp_path / "work").exists()
 
@@ -162,7 +189,7 @@ def test_killed_ranks_resume_in_one_process_to_the_same_bytes(audio, one_process
     written = len(chunk_files(tmp_path / "work"))
     assert killed.returncode != 0 and 1 <= written < 5 and not (tmp_path / "out.npz").exists()
     resumed = run(args)
-    assert resumed.returncode == 0 and "resuming" in resumed.stderr
+    assert resumed.returncode == 0 and "already embedded" in resumed.stderr
     assert np.load(tmp_path / "out.npz")["embeddings"].tobytes() == one_process["full"].tobytes()
 
 
@@ -191,9 +218,11 @@ def test_stage_scripts_under_torchrun_give_the_bytes_of_one_process(policy, tmp_
                                   capture_output=True, text=True, env=env)
             assert done.returncode == 0, done.stderr
     outputs = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
-                     if p.suffix in (".npy", ".tsv"))
+                     if p.suffix in (".npy", ".tsv") and p.parent.name != "AASIST_CM_records")
     assert len(outputs) == 2 * 15 + 2  # 15 fingerprint matrices and the trial matrix, each with its ids
     for name in outputs:
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
     record = json.loads((tmp_path / "two" / "AASIST_CM_records" / "stage3.json").read_text())
-    assert record["world_size"] == 2 and not (tmp_path / "two" / ".AASIST_CM_work").exists()
+    assert record["world_size"] == 2
+    # the embedding cache stays, one folder per stage, named by the digest of what an embedding depends on
+    assert sorted(p.name for p in (tmp_path / "two" / ".AASIST_CM_work").iterdir()) == ["stage1", "stage3"]

@@ -4,32 +4,32 @@ Given utterances, a model and an input policy, it returns one embedding per utte
 
 - `records.py`: `Utterance`, `Extraction`, `ExtractionError`.
 - `plan.py`: utterances -> header lengths -> equal-length batches -> chunks; deterministic.
-- `chunks.py`: the work folder of finished chunks (write, list, load, resume, remove).
+- `cache.py`: the embedding cache per utterance (finished chunks in the stage's work folder,
+  keyed by the model's identity; entries keyed by the audio's identity).
 - `decode.py`: decoding ahead of the network (threads on CPU, processes on CUDA).
 - `device.py`: device names, CPU allocator tuning, precisions.
 - `engine.py`: `Extractor`, the loop; ranks of torchrun share the chunks of one plan.
 """
 import importlib
 
-from ..store import remove_tree as remove  # the work folder, once the outputs made from it are in place
 from .records import Extraction, ExtractionError, Utterance
 
 # The rest imports torch: loaded on first use, so that reading plans and records (which the
 # up-to-date checks of stages 2, 4 and 5 do through stages 1 and 3) starts fast.
-_LAZY = {"ChunkStore": "chunks", "PRECISIONS": "device", "resolve_device": "device",
+_LAZY = {"EmbeddingCache": "cache", "audio_key": "cache", "PRECISIONS": "device", "resolve_device": "device",
          "tune_cpu_allocator": "device", "CPU_FORWARD_SAMPLES": "engine", "KILL_HOOK": "engine",
          "MAX_SECONDS": "engine", "Extractor": "engine", "Plan": "plan", "make_plan": "plan",
          "plan_batches": "plan", "share_chunks": "plan"}
 
 
 def __getattr__(name: str):
-    if name in ("chunks", "decode", "device", "engine", "plan"):
+    if name in ("cache", "decode", "device", "engine", "plan"):
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CPU_FORWARD_SAMPLES", "KILL_HOOK", "MAX_SECONDS", "ChunkStore", "Extraction", "ExtractionError",
-           "Extractor", "PRECISIONS", "Plan", "Utterance", "device", "make_plan", "plan_batches", "remove",
+__all__ = ["CPU_FORWARD_SAMPLES", "KILL_HOOK", "MAX_SECONDS", "EmbeddingCache", "Extraction", "ExtractionError",
+           "Extractor", "PRECISIONS", "Plan", "Utterance", "audio_key", "device", "make_plan", "plan_batches",
            "resolve_device", "share_chunks", "tune_cpu_allocator"]

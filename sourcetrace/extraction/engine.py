@@ -1,10 +1,12 @@
 """The extraction loop: decode, fit, run the network, write finished chunks; assemble.
 
-`Extractor.extract` makes the plan (`plan.py`), skips the chunks already in the work folder
-(`chunks.py`), runs the rest and assembles one embedding per utterance. Under torchrun the
-ranks share the pending chunks (balanced by audio length); each writes its finished chunks
-to the shared work folder, and rank 0 assembles once every rank is done. Whatever the number
-of ranks, the chunks and so the outputs are the bytes a single process computes on the same
+`Extractor.extract` makes the plan of every utterance (`plan.py`), keeps the batches with an
+utterance the embedding cache lacks (`cache.py`), runs them in chunks and assembles one
+embedding per utterance from the cache. Under torchrun the ranks share the pending chunks
+(balanced by audio length); each writes its finished chunks to the shared cache folder, and
+rank 0 assembles once every rank is done. The plan is made over all utterances, so a run
+resumed after a kill computes the very batches the uninterrupted run would have. Whatever
+the number of ranks, the outputs are the bytes a single process computes on the same
 device type (on CPU, with as many intra-op threads per rank as that process had: oneDNN's
 convolutions block their work by thread count, which moves the last bits).
 
@@ -18,6 +20,7 @@ float32); the default `fp32` runs it as is.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -33,10 +36,10 @@ from tqdm import tqdm
 from ..audio import SAMPLE_RATE, to_model_rate
 from ..ranks import World
 from . import device as devices
-from .chunks import ChunkStore
+from .cache import EmbeddingCache, audio_key
 from .decode import DECODERS, decoded_batches
 from .device import PRECISIONS
-from .plan import Plan, make_plan, share_chunks
+from .plan import Plan, group_chunks, make_plan, share_chunks
 from .records import Extraction, ExtractionError, Utterance, fail
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,7 @@ class Extractor:
     shared among the ranks of `world`.
 
     `max_seconds`: under `full` and `reference`, longer utterances are an error (or a skip
-    under `on_error: skip`) before any decoding; None for no limit. `signature` names the
-    model (checkpoint and config) in the work folder's key. `decoder` and
+    under `on_error: skip`) before any decoding; None for no limit. `decoder` and
     `max_forward_samples` are for tests and benchmarks: decoding in "threads" or
     "processes" (default: threads on CPU, processes on CUDA), and the most input samples
     per forward pass (-1: `CPU_FORWARD_SAMPLES` on CPU, no limit on GPUs; None: no limit;
@@ -67,7 +69,7 @@ class Extractor:
 
     def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device | str, *,
                  on_error: str = "fail", chunk_size: int = 512, precision: str = "fp32",
-                 max_seconds: float | None = MAX_SECONDS, signature: str = "", world: World = World(),
+                 max_seconds: float | None = MAX_SECONDS, world: World = World(),
                  decoder: str = "auto", max_forward_samples: int | None = -1):
         if precision not in PRECISIONS:
             raise ExtractionError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
@@ -82,7 +84,6 @@ class Extractor:
         self.chunk_size = chunk_size
         self.precision = precision
         self.max_seconds = max_seconds
-        self.signature = signature
         self.world = world
         self.decoder = decoder if decoder != "auto" else ("processes" if self.device.type == "cuda" else "threads")
         if precision == "fp16" and self.device.type == "cpu":
@@ -91,78 +92,99 @@ class Extractor:
                                     CPU_FORWARD_SAMPLES if self.device.type == "cpu" else None)
         self._inflight: deque = deque()  # CUDA batches whose embeddings are on their way back
 
-    def _identity(self, utterances: list[Utterance], segments: list[range]) -> list:
-        """What the chunks' contents depend on (not the rank count, nor which GPU of a type)."""
-        return [self.signature, self.policy, self.batch_size, self.chunk_size, self.device.type, self.precision,
-                self.on_error, None if self.policy == "fixed" else self.max_seconds,
-                [(u.attack, u.file, str(u.path)) for u in utterances], [(s.start, s.stop) for s in segments]]
-
-    def extract(self, utterances: list[Utterance], work_root: Path, segments: list[range] | None = None,
+    def extract(self, utterances: list[Utterance], work: Path, segments: list[range] | None = None,
                 desc: str = "") -> Extraction | None:
-        """Embed `utterances` (batches of `reference` stay within each of `segments`).
+        """Embed `utterances` (batches of `reference` stay within each of `segments`), reusing
+        the embeddings cached in the folder `work` (see `cache.py`) and adding the new ones.
 
-        Returns the complete `Extraction` on rank 0 and None on the other ranks. The work
-        folder is left in place: remove it (`extraction.remove(result.work, work_root)`) once the
-        outputs are safely written."""
+        `work` must be keyed by what an embedding depends on besides its audio (the stage's
+        work folder is). Returns the complete `Extraction` on rank 0 and None on the other
+        ranks; every utterance is either embedded or in `failed`, never a NaN row."""
         segments = segments or [range(len(utterances))]
         world, desc = self.world, desc or "extracting"
-        store = ChunkStore.for_work(work_root, self._identity(utterances, segments))
+        cache = EmbeddingCache(work)
         setup = None
         if world.is_main:
             try:
                 plan = make_plan(utterances, self.model, self.policy, self.batch_size, self.chunk_size,
                                  segments, self.on_error, self.max_seconds)
-                store.prepare()
-                setup = (plan, sorted(store.finished() & set(range(len(plan.chunks)))))
+                keys = self._keys(utterances, plan)
+                cache.prepare()
+                embedded, failures = cache.load(self.model.embedding_dim)
+                known = embedded.keys() | failures.keys()
+                pending = [batch for chunk in plan.chunks for batch in chunk if any(keys[i] not in known for i in batch)]
+                setup = (Plan(group_chunks(pending, self.chunk_size), plan.failed, plan.lengths), keys)
             except ExtractionError as exc:
                 setup = str(exc)
         setup = world.broadcast(setup)
         if isinstance(setup, str):  # rank 0 reports it; the others only stop
             raise ExtractionError(setup) if world.is_main else SystemExit(2)
-        plan, done = setup
-        pending = sorted(set(range(len(plan.chunks))) - set(done))
-        mine = share_chunks(pending, plan.weights, world.size)[world.rank]
-        resumed = sum(plan.size(k) for k in done)
-        if world.is_main and resumed:
-            log.info("%s: resuming, %d utterance(s) already done in %s", desc, resumed, store.work)
+        todo, keys = setup
+        mine = share_chunks(list(range(len(todo.chunks))), todo.weights, world.size)[world.rank]
+        cached = len(utterances) - len(todo.failed) - sum(todo.size(k) for k in range(len(todo.chunks)))
+        if world.is_main and cached:
+            log.info("%s: %d utterance(s) already embedded in %s, reused", desc, cached, cache.work)
         if world.is_main and world.distributed:
-            log.info("%s: %d chunk(s) to extract, shared among %d ranks", desc, len(pending), world.size)
-        with tqdm(total=len(utterances) - len(plan.failed), initial=resumed, desc=desc, unit="utt",
+            log.info("%s: %d chunk(s) to extract, shared among %d ranks", desc, len(todo.chunks), world.size)
+        with tqdm(total=len(utterances) - len(todo.failed), initial=cached, desc=desc, unit="utt",
                   dynamic_ncols=True, disable=None if world.is_main else True) as bar:
-            progress = _Progress(bar, store, plan, set(done) | set(mine)) if world.distributed else None
-            out = np.full((len(utterances), self.model.embedding_dim), np.nan, dtype=np.float32) \
-                if world.is_main else None
-            computed = self._run(utterances, plan, mine, store, bar, progress, out)
+            progress = _Progress(bar, cache, todo, keys, set(mine)) if world.distributed else None
+            self._run(utterances, todo, keys, mine, cache, bar, progress)
             if world.distributed:
                 _wait_for_ranks(world, progress)
         if not world.is_main:
             return None
-        failed = dict(plan.failed)
-        for k in range(len(plan.chunks)):  # every other chunk from its file
-            if k not in computed:
-                indices, rows, computed[k] = store.load(k)
-                out[indices] = rows
-            failed.update(computed[k])
-        return Extraction(out, failed, store.work)
+        return self._assemble(utterances, todo.failed, keys, cache)
 
-    def _run(self, utterances: list[Utterance], plan: Plan, mine: list[int], store: ChunkStore, bar,
-             progress: "_Progress | None", out: np.ndarray | None) -> dict[int, dict[int, str]]:
-        """Extract the chunks `mine`, writing each when finished (and its rows into `out`
-        where given); return each chunk's failures."""
+    def _keys(self, utterances: list[Utterance], plan: Plan) -> list[str | None]:
+        """Each utterance's cache key (None where the plan already failed it): its audio, and
+        under `reference` the audio of its batch, in order (padding depends on it)."""
+        keys = [None if i in plan.failed else audio_key(u) for i, u in enumerate(utterances)]
+        if self.policy == "reference":
+            for chunk in plan.chunks:
+                for batch in chunk:
+                    context = hashlib.sha256("\n".join(keys[i] for i in batch).encode()).hexdigest()[:16]
+                    for i in batch:
+                        keys[i] = f"{keys[i]}\tbatch {context}"
+        return keys
+
+    def _assemble(self, utterances: list[Utterance], planned_failures: dict[int, str], keys: list,
+                  cache: EmbeddingCache) -> Extraction:
+        dim = self.model.embedding_dim
+        embedded, failures = cache.load(dim)
+        out = np.empty((len(utterances), dim), dtype=np.float32)
+        failed = dict(planned_failures)
+        for i, key in enumerate(keys):
+            if i in failed:
+                out[i] = np.nan
+            elif key in embedded:
+                out[i] = embedded[key]
+            elif key in failures:
+                fail(utterances, failed, i, failures[key], self.on_error)
+                out[i] = np.nan
+            else:  # a rank lost its work: never commit a row nobody computed
+                raise ExtractionError(f"{utterances[i].where}: {utterances[i].path} was not extracted (its chunk "
+                                      f"is missing from {cache.work}); run the stage again")
+        cache.compact({k for i, k in enumerate(keys) if k is not None}, dim)
+        return Extraction(out, failed)
+
+    def _run(self, utterances: list[Utterance], todo: Plan, keys: list, mine: list[int], cache: EmbeddingCache,
+             bar, progress: "_Progress | None") -> None:
+        """Extract the chunks `mine` of `todo`, writing each to the cache when finished."""
         kill_after = int(os.environ.get(KILL_HOOK, "0"))
-        batches = [batch for k in mine for batch in plan.chunks[k]]
-        batch_chunk = [k for k in mine for _ in plan.chunks[k]]
-        remaining = {k: len(plan.chunks[k]) for k in mine}
+        batches = [batch for k in mine for batch in todo.chunks[k]]
+        batch_chunk = [k for k in mine for _ in todo.chunks[k]]
+        remaining = {k: len(todo.chunks[k]) for k in mine}
         if self.device.type == "cpu":
             devices.tune_cpu_allocator()
-        computed, written, resampled_rates = {}, 0, set()
+        written, resampled_rates = 0, set()
         rows = None
         self._inflight.clear()
         with torch.inference_mode():
             for b, (indices, waves) in enumerate(decoded_batches(utterances, batches, self.num_workers, self.decoder)):
                 k = batch_chunk[b]
                 if rows is None:  # a chunk starts
-                    chunk_indices = [i for batch in plan.chunks[k] for i in batch]
+                    chunk_indices = [i for batch in todo.chunks[k] for i in batch]
                     slot = {i: s for s, i in enumerate(chunk_indices)}
                     rows = np.full((len(chunk_indices), self.model.embedding_dim), np.nan, dtype=np.float32)
                     chunk_failed: dict[int, str] = {}
@@ -172,6 +194,9 @@ class Extractor:
                         fail(utterances, chunk_failed, i, item, self.on_error)
                         continue
                     wave, rate = item
+                    if not np.any(wave):
+                        log.warning("%s: every sample is zero (silent, or stereo channels that cancel when mixed "
+                                    "to mono); its embedding says nothing about its source", utterances[i].path)
                     if rate != SAMPLE_RATE and rate not in resampled_rates:
                         resampled_rates.add(rate)
                         log.info("resampling %d Hz audio to 16000 Hz (first: %s)", rate, utterances[i].path)
@@ -187,10 +212,12 @@ class Extractor:
                 remaining[k] -= 1
                 if remaining[k] == 0:
                     self._collect(rows)
-                    store.write(k, chunk_indices, rows, chunk_failed)
-                    if out is not None:
-                        out[chunk_indices] = rows
-                    computed[k] = chunk_failed
+                    for i in chunk_indices:
+                        if i not in chunk_failed and not np.isfinite(rows[slot[i]]).all():
+                            fail(utterances, chunk_failed, i, "the network gave a non-finite embedding (NaN or inf)",
+                                 self.on_error)
+                    cache.write([keys[i] for i in chunk_indices], rows,
+                                {slot[i]: reason for i, reason in chunk_failed.items()})
                     rows = None
                     written += 1
                     if written == kill_after:
@@ -198,7 +225,6 @@ class Extractor:
                 if progress is not None:
                     progress.update()
             self._collect(rows)
-        return computed
 
     def _forward(self, ready: list[tuple[int, torch.Tensor]], out: np.ndarray) -> None:
         """Embeddings of `ready` (row of `out`, input) into those rows of `out`."""
@@ -250,20 +276,22 @@ class Extractor:
 
 
 class _Progress:
-    """Rank 0's bar also counts the chunks other ranks finish (read from the work folder,
-    at most every `every` seconds)."""
+    """Rank 0's bar also counts the chunks other ranks finish (seen in the cache folder, at
+    most every `every` seconds)."""
 
-    def __init__(self, bar, store: ChunkStore, plan: Plan, not_theirs: set[int], every: float = 2.0):
-        self.bar, self.store, self.plan, self.every = bar, store, plan, every
-        self.not_theirs, self.seen, self.last = not_theirs, set(), 0.0
+    def __init__(self, bar, cache: EmbeddingCache, todo: Plan, keys: list, mine: set[int], every: float = 2.0):
+        self.bar, self.cache, self.every, self.last = bar, cache, every, 0.0
+        self.theirs = {k: [keys[i] for batch in todo.chunks[k] for i in batch]
+                       for k in range(len(todo.chunks)) if k not in mine}
 
     def update(self) -> None:
         if self.bar.disable or time.monotonic() - self.last < self.every:
             return
         self.last = time.monotonic()
-        new = self.store.finished() - self.not_theirs - self.seen
-        self.seen |= new
-        self.bar.update(sum(self.plan.size(k) for k in new))
+        for k, members in list(self.theirs.items()):
+            if self.cache.has(members):
+                self.bar.update(len(members))
+                del self.theirs[k]
 
 
 def _wait_for_ranks(world: World, progress: _Progress) -> None:

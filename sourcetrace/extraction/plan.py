@@ -30,15 +30,23 @@ PROBE_THREADS = 8  # header reads are I/O-bound: more threads than cores pay on 
 @dataclass
 class Plan:
     """`chunks[k]` is a list of batches, each a list of utterance indices; `failed` holds the
-    utterances left out before decoding (under `on_error: skip`); `weights[k]` is chunk k's
-    input length in samples (its number of utterances where lengths are not probed)."""
+    utterances left out before decoding (under `on_error: skip`); `lengths[i]` is utterance
+    i's input length in samples (None where lengths are not probed)."""
 
     chunks: list[list[list[int]]]
     failed: dict[int, str]
-    weights: list[int]
+    lengths: list[int] | None = None
 
     def size(self, k: int) -> int:
         return sum(map(len, self.chunks[k]))
+
+    def weight(self, chunk: list[list[int]]) -> int:
+        """A chunk's input length in samples (its number of utterances without lengths)."""
+        return sum(1 if self.lengths is None else max(1, self.lengths[i]) for batch in chunk for i in batch)
+
+    @property
+    def weights(self) -> list[int]:
+        return [self.weight(chunk) for chunk in self.chunks]
 
 
 def make_plan(utterances: list[Utterance], model, policy: str, batch_size: int, chunk_size: int,
@@ -54,9 +62,7 @@ def make_plan(utterances: list[Utterance], model, policy: str, batch_size: int, 
     lengths = _probe(utterances, model, policy, failed, on_error, limit)
     batches = plan_batches(None if policy == "reference" else lengths, batch_size, segments)
     batches = [kept for b in batches if (kept := [i for i in b if i not in failed])]
-    chunks = group_chunks(batches, chunk_size)
-    weights = [sum(1 if lengths is None else max(1, lengths[i]) for batch in chunk for i in batch) for chunk in chunks]
-    return Plan(chunks, failed, weights)
+    return Plan(group_chunks(batches, chunk_size), failed, lengths)
 
 
 def _check_exist(utterances: list[Utterance], on_error: str, failed: dict[int, str]) -> None:

@@ -39,13 +39,10 @@ class Utterance:
 @dataclass
 class Extraction:
     """Embeddings in utterance order; rows of failed utterances are NaN and listed in `failed`
-    (utterance index -> reason). `work` is the folder of finished chunks the result was
-    assembled from: remove it with `extraction.remove(work, work_root)` once the outputs made
-    from this result are safely written, never before."""
+    (utterance index -> reason); every other row is a finite embedding."""
 
     embeddings: np.ndarray
     failed: dict[int, str] = field(default_factory=dict)
-    work: Path | None = None
 
 
 def fail(utterances: list[Utterance], failed: dict[int, str], i: int, reason: str, on_error: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..protocols import protocol_files, read_enrollment
 from ..results import Skip, StageResult
 from ..store import ids_path, save_embeddings
-from .extraction import audio_identity, audio_path, build_extractor, log, model_identity
+from .extraction import audio_identity, audio_path, build_extractor, extraction_identity, log
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _plan(protocol_dir: str, template: str, database_path: str, policy: str) -> 
 def inputs(cfg) -> dict:
     p = plan(cfg)
     from ..provenance import file_digest
-    return {**model_identity(cfg), "enroll_protocols": {x.path.name: file_digest(x.path) for x in p.protocols},
+    return {**extraction_identity(cfg), "enroll_protocols": {x.path.name: file_digest(x.path) for x in p.protocols},
             "audio": audio_identity(p.utterances)}
 
 
@@ -76,4 +76,4 @@ def run(ctx) -> StageResult | None:
     log.info("wrote %d fingerprint matrices to %s", len(p.protocols), ctx.paths.enrollment_dir)
     if skipped:
         log.warning("skipped %d enrollment row(s) (%d utterance(s))", len(skipped), len(result.failed))
-    return StageResult(outputs, skipped, work=[result.work])
+    return StageResult(outputs, skipped)

@@ -1,7 +1,6 @@
 """What the two extraction stages (1 and 3) share: the extractor, audio paths and identities."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -21,23 +20,30 @@ def audio_identity(utterances) -> str:
 
     A replaced or repaired file changes it; no audio is read. A missing file counts as such,
     so a file that appears later makes the stage out of date too. Where the corpus lives is
-    not part of it: a copy that keeps the files' times is the same input."""
-    h = hashlib.sha256()
+    not part of it: a copy that keeps the files' times is the same input. The listing behind
+    the digest is kept with the record, so that a change is named file by file."""
+    from ..provenance import listing_digest
+    lines = []
     for key, path in sorted({u.key: str(u.path) for u in utterances}.items()):
         try:
             stat = os.stat(path)
-            h.update(f"{key[0]}\t{key[1]}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+            lines.append(f"{key[0]}/{key[1]}\t{stat.st_size} bytes, mtime_ns {stat.st_mtime_ns}")
         except OSError:
-            h.update(f"{key[0]}\t{key[1]}\tmissing\n".encode())
-    return h.hexdigest()
+            lines.append(f"{key[0]}/{key[1]}\tmissing")
+    return listing_digest(lines)
 
 
-def model_identity(cfg) -> dict:
-    """The checkpoint's SHA-256; None when the file is gone (a stage that only reads this
-    stage's outputs then trusts the recorded one: it does not need the checkpoint)."""
+def extraction_identity(cfg) -> dict:
+    """The identity entries of an extraction stage besides its params and protocols: the
+    checkpoint's SHA-256 (None when the file is gone: a stage that only reads this stage's
+    outputs then trusts the recorded one, it does not need the checkpoint), and `batch_size`
+    only under `reference`, the one policy where batches change embeddings."""
     from ..provenance import file_digest
     path = Path(cfg["model_path"])
-    return {"checkpoint_sha256": file_digest(path) if path.is_file() else None}
+    found = {"checkpoint_sha256": file_digest(path) if path.is_file() else None}
+    if cfg["input_policy"] == "reference":
+        found["batch_size"] = cfg["batch_size"]
+    return found
 
 
 def build_extractor(ctx):
@@ -58,8 +64,7 @@ def build_extractor(ctx):
     log.info("%s: %s on %s, input policy %s", ctx.paths.system, cfg["model_path"], device, cfg["input_policy"])
     return Extractor(model, cfg["input_policy"], cfg["batch_size"], cfg["num_workers"], device,
                      on_error=cfg["on_error"], chunk_size=cfg["chunk_size"], precision=cfg["precision"],
-                     max_seconds=cfg["max_seconds"], world=ctx.world,
-                     signature=f"{Path(cfg['model_path']).resolve()}:{cfg['model_config']}")
+                     max_seconds=cfg["max_seconds"], world=ctx.world)
 
 
 def skip_of(stage: int, utterance, reason: str) -> Skip:

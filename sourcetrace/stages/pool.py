@@ -18,16 +18,6 @@ from ..store import write_text
 from ..store.scores import read_evaluation_arrow, read_evaluation_csv
 
 
-def inputs(cfg) -> dict:
-    """A file made elsewhere (no stage 4 record) is identified by its content."""
-    from ..provenance import file_digest, load_record
-    from ..store import Paths
-    paths = Paths.of(cfg)
-    if load_record(paths, 4) is None and paths.evaluation_csv.is_file():
-        return {"evaluation_csv": file_digest(paths.evaluation_csv)}
-    return {}
-
-
 def _read(ctx):
     from ..provenance import load_record, outputs_intact
     paths = ctx.paths

@@ -19,8 +19,9 @@ from ..errors import StageError
 from ..protocols import (TRIAL_SUFFIX, data_lines, line_of, protocol_files, read_trials, trial_fingerprint,
                          validate_trials)
 from ..results import StageResult
+from ..store.scores import REQUIRED_LABELS
 from ..store import ids_path, save_embeddings
-from .extraction import audio_identity, audio_path, build_extractor, log, model_identity, skip_of
+from .extraction import audio_identity, audio_path, build_extractor, extraction_identity, log, skip_of
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def _plan(protocol_dir: str, template: str, database_path: str, batching: str | 
 
     files = _ordered(protocol_files(Path(protocol_dir), trials=True), batching)
     utterances, seen = [], pa.array([], pa.string())
-    protocols = validate_trials(files) if validate else (read_trials(f, identity_only=True) for f in files)
+    protocols = (validate_trials(files, REQUIRED_LABELS) if validate else
+                 (read_trials(f, identity_only=True) for f in files))
     for protocol in protocols:  # one file in memory at a time
         keys = protocol.utterance_keys
         distinct = pc.unique(keys)
@@ -76,10 +78,15 @@ def _plan(protocol_dir: str, template: str, database_path: str, batching: str | 
 
 
 def inputs(cfg) -> dict:
-    from ..provenance import file_digest
+    """The trial utterances in output order and their audio: not the protocols' labels or
+    row order, so a label edit leaves stage 3 current (stage 4 reads the labels)."""
+    import hashlib
     p = plan(cfg)
-    return {**model_identity(cfg), "trial_protocols": {f.name: file_digest(f) for f in p.files},
-            "audio": audio_identity(p.utterances)}
+    order = hashlib.sha256("".join(f"{u.attack}\t{u.file}\n" for u in p.utterances).encode()).hexdigest()
+    found = {**extraction_identity(cfg), "trial_utterances": order, "audio": audio_identity(p.utterances)}
+    if cfg["input_policy"] == "reference":
+        found["reference_trial_file"] = cfg["reference_trial_file"]
+    return found
 
 
 def run(ctx) -> StageResult | None:
@@ -95,4 +102,4 @@ def run(ctx) -> StageResult | None:
     skipped = [skip_of(3, utterances[i], reason) for i, reason in sorted(result.failed.items())]
     if skipped:
         log.warning("skipped %d trial utterance(s)", len(skipped))
-    return StageResult([out, ids_path(out)], skipped, work=[result.work])
+    return StageResult([out, ids_path(out)], skipped)

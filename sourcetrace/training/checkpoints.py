@@ -7,8 +7,8 @@ list beside them, one class a line: `best.classes.txt` (line i = output i).
 
 `last.pt` holds everything a resumed run needs to continue bitwise: model, optimizer and
 scheduler states, the finished epoch, the history, the best epoch so far and every RNG state
-(torch CPU and CUDA, numpy's and Python's global generators), plus a key of the settings it
-was trained under so that a changed config starts afresh. Both load with `weights_only=True`.
+(torch CPU and CUDA, numpy's and Python's global generators), plus its key: the stage identity's digest and the number of processes (the work folder is
+keyed by the same identity, so a changed config or input never finds it). Both load with `weights_only=True`.
 """
 from __future__ import annotations
 
@@ -134,4 +134,8 @@ def load_last(path: Path, key: str) -> dict | None:
     except Exception as exc:  # a last.pt from another torch version, or damaged: start afresh
         log.warning("%s: not resumable (%s); training starts from the first epoch", path, type(exc).__name__)
         return None
-    return state if isinstance(state, dict) and state.get("key") == key else None
+    if not isinstance(state, dict) or state.get("key") != key:
+        log.warning("%s: saved by a run with another number of processes; training starts from the first epoch",
+                    path)
+        return None
+    return state

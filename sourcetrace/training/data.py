@@ -1,7 +1,8 @@
 """Training data: protocol rows, the dev hold-out, audio checks and the cropping dataset.
 
 A training protocol is ASVspoof-style text, one utterance a line, five whitespace-separated
-columns `SPEAKER FILE - ATTACK LABEL` (Mini-STOPA's `protocols_train/train.txt`), no header.
+columns `SPEAKER FILE - ATTACK LABEL` (Mini-STOPA's `protocols_train/train.txt`), with or
+without a header line naming them.
 The class of a row is its ATTACK or its LABEL column (`train_target`).
 
 Every random choice is a function of the seed alone (and of the epoch and the utterance
@@ -10,6 +11,7 @@ number of DataLoader workers and every rank of a distributed run draw the same d
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from ..errors import StageError
 from ..protocols import read_lines, token_rows
 
 COLUMNS = ("SPEAKER", "FILE", "-", "ATTACK", "LABEL")
+log = logging.getLogger("sourcetrace")
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,26 @@ class TrainRow:
 
 
 def read_protocol(path: str | Path) -> list[TrainRow]:
-    """Parse a training (or dev) protocol; a row without five columns is an error naming its line."""
+    """Parse a training (or dev) protocol; a row without five columns is an error naming its line.
+
+    A first line naming the columns (`SPEAKER FILE - ATTACK LABEL`, any case, or with
+    `FileName`/`ATK` as the other protocols spell them) is a header and is said to be one."""
     path = Path(path)
     lines = read_lines(path)
+    first = 1
+    if lines and _is_header(lines[0].split()):
+        log.info("%s:1: read as a header line (%s)", path, lines[0].strip())
+        lines, first = lines[1:], 2
     rows = [TrainRow(path, number, f[0], f[1], f[3], f[4])
-            for number, f in token_rows(path, lines, 1, len(COLUMNS), f"({' '.join(COLUMNS)})")]
+            for number, f in token_rows(path, lines, first, len(COLUMNS), f"({' '.join(COLUMNS)})")]
     if not rows:
         raise StageError(f"{path}: no rows")
     return rows
+
+
+def _is_header(tokens: list[str]) -> bool:
+    names = [t.lower() for t in tokens]
+    return len(names) == len(COLUMNS) and names[1] in ("file", "filename") and names[3] in ("attack", "atk")
 
 
 def dev_split(rows: list[TrainRow], fraction: float, seed: int, train_target: str

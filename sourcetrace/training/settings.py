@@ -6,6 +6,7 @@ config's `train` section over its architecture's defaults.
 """
 from __future__ import annotations
 
+from ..checks import is_int, is_number
 from ..errors import StageError
 
 _COMMON = {"epochs": 100, "seed": 1234, "init": None, "init_head": True, "betas": [0.9, 0.999],
@@ -36,12 +37,7 @@ def train_settings(cfg) -> dict:
     return {**TRAIN_DEFAULTS[architecture(cfg)], **section}
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_number, _int = is_number, is_int
 
 
 _CHECKS = {  # key: (test, what it must be)

@@ -8,8 +8,6 @@ the last finished epoch.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +19,7 @@ import models
 from ..errors import StageError
 from ..results import Skip, StageResult
 from . import checkpoints, data, loop, recipes
-from .settings import architecture, train_settings, validate_train_section
+from .settings import architecture, train_settings
 
 OUTPUTS = ("best.pth", "best.classes.txt", "last.pt", "history.csv")
 
@@ -41,11 +39,15 @@ def _usable(ctx, rows: list[data.TrainRow]) -> tuple[list[data.TrainRow], list[S
 
 
 def inputs(cfg) -> dict:
-    """Identities of what training reads besides its config values: the protocols (content),
-    their audio (path, size and time) and the `train.init` checkpoint (content)."""
+    """Identities of what training reads besides its config values: the `train` settings with
+    the recipe's defaults (less `num_workers`, which changes no result; `init` as the SHA-256
+    of the checkpoint it names), the protocols (content) and their audio (size and time)."""
     from ..provenance import file_digest
     from ..stages.extraction import audio_identity
-    found = {"train_settings": train_settings(cfg)}  # the recipe's defaults included
+    settings = {k: v for k, v in train_settings(cfg).items() if k != "num_workers"}
+    if settings["init"]:
+        settings["init"] = file_digest(Path(settings["init"])) if Path(settings["init"]).is_file() else "missing"
+    found = {"train_settings": settings}
     for key in ("train_protocol", "dev_protocol"):
         if cfg[key]:
             path = Path(cfg[key])
@@ -56,9 +58,6 @@ def inputs(cfg) -> dict:
                     SimpleNamespace(key=(r.attack, r.file), path=data.audio_path(cfg["train_audio"],
                                                                                  cfg["database_path"], r))
                     for r in rows)
-    init = train_settings(cfg)["init"]
-    if init:
-        found["init_sha256"] = file_digest(Path(init)) if Path(init).is_file() else "missing"
     return found
 
 
@@ -87,6 +86,9 @@ def _rows(ctx, s: dict):
     if not rows:
         raise StageError(f"{cfg['train_protocol']}: no usable training utterance")
     classes = sorted({r.target(target) for r in rows})
+    if len(classes) < 2:
+        raise StageError(f"{cfg['train_protocol']}: every training row is of one class ({classes[0]!r} by "
+                         f"train_target '{target}'); training needs at least two")
     for row in dev_rows:
         if row.target(target) not in classes:
             raise StageError(f"{row.where}: dev class {row.target(target)!r} is not a training class "
@@ -108,7 +110,6 @@ def _model(cfg, arch: str, s: dict, classes: list[str]) -> torch.nn.Module:
 
 def run(ctx) -> StageResult | None:
     cfg, world = ctx.cfg, ctx.world
-    validate_train_section(cfg)
     if cfg["train_protocol"] is None:
         raise StageError("'train_protocol' is not set: a training protocol (rows SPEAKER FILE - ATTACK LABEL) "
                          "is needed to train")
@@ -129,17 +130,15 @@ def run(ctx) -> StageResult | None:
     if length < model.min_samples:
         raise StageError(f"'train.crop_*' gives {length}-sample crops; {arch} needs at least {model.min_samples}")
 
-    # what a saved state must have been trained under to be resumed (workers change no result)
-    key = json.dumps({"settings": {k: v for k, v in s.items() if k != "num_workers"}, "classes": classes,
-                      "model_config": cfg["model_config"], "size": world.size, "precision": cfg["precision"],
-                      "train": [(r.file, r.target(target)) for r in rows],
-                      "dev": [(r.file, r.target(target)) for r in dev_rows]}, sort_keys=True, default=str)
-    work = Path(ctx.work_dir) / "train"
+    # the work folder is keyed by the stage's identity; a saved state also needs the same
+    # number of processes (each rank's share of a batch, and so the trajectory, depends on it)
+    key = f"{ctx.key}:{world.size}"
+    work = Path(ctx.work_dir)
     loop.fit(loop.Job(model=model, arch=arch, settings=s, classes=classes,
                       train_set=_dataset(cfg, rows, classes, length, s["seed"], True),
                       dev_set=_dataset(cfg, dev_rows, classes, length, s["seed"], False) if dev_rows else None,
                       device=_device(cfg["device"]), precision=cfg["precision"], world=world, work=work,
-                      key=hashlib.sha256(key.encode()).hexdigest(), system=cfg["system"],
+                      key=key, system=cfg["system"],
                       model_config=cfg["model_config"]))
     if not world.is_main:
         return None

@@ -328,6 +328,15 @@ def check_unique_trials(protocol: TrialProtocol, fp_index: np.ndarray, utt_index
                          f"(first at line {line_of(protocol.path, original)})")
 
 
+def folder_state(directory: Path, trials: bool = False) -> tuple:
+    """(name, size, mtime) of a protocol folder's files: a cache key that changes with them."""
+    state = []
+    for path in protocol_files(directory, trials=trials):
+        stat = path.stat()
+        state.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
+
+
 def protocol_files(directory: Path, suffix: str = ".txt", trials: bool = False) -> list[Path]:
     """The enrollment (or trial) protocol files of a folder, sorted by name."""
     directory = Path(directory)

@@ -202,6 +202,9 @@ class Checker:
         intact = outputs_problem(self.paths, record)
         if intact:
             return intact
+        replaced = _made_elsewhere_replaced(self.paths, number, record)
+        if replaced:
+            return replaced
         current = self.identity(number)
         if as_upstream:
             diffs = _differences_for_readers(number, record["identity"], current, self.paths.records_dir)
@@ -212,16 +215,25 @@ class Checker:
         return upstream_problem(self.paths, number, record, check=lambda u: self.problem(u, as_upstream=True))
 
 
+def _made_elsewhere_replaced(paths: Paths, number: int, record: dict) -> str | None:
+    """Says so when an upstream stage whose files `record` read as made elsewhere has run since."""
+    for u in STAGES[number].upstream:
+        if record["upstream"].get(str(u)) == MADE_ELSEWHERE and load_record(paths, u) is not None:
+            return f"stage {u} ran after it (it had read stage {u}'s files as made elsewhere)"
+    return None
+
+
 def upstream_problem(paths: Paths, number: int, record: dict, check) -> str | None:
     """Why the upstream stages `record` read are no longer the ones it read (None: they are).
 
     `check(u)` says whether upstream stage u is itself current (None) or why not."""
+    replaced = _made_elsewhere_replaced(paths, number, record)
+    if replaced:
+        return replaced
     for u in STAGES[number].upstream:
         upstream = load_record(paths, u)
         read = record["upstream"].get(str(u))
         if read == MADE_ELSEWHERE:
-            if upstream is not None:
-                return f"stage {u} ran after it (it had read stage {u}'s files as made elsewhere)"
             continue
         if upstream is None or not upstream or read != digest(upstream):
             return f"stage {u} ran again after it" if upstream else f"stage {u}'s record is gone or damaged"

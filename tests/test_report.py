@@ -5,20 +5,27 @@ import sys
 import pytest
 
 from conftest import REPO
+from sourcetrace import provenance
 from sourcetrace.evaluation import write_evaluation
+from sourcetrace.store import Paths
 from sourcetrace.report import table
 from test_evaluation_metrics import OPTIONS, small
 
 
 @pytest.fixture(scope="module")
 def output_dir(tmp_path_factory):
+    """Stage 5's files of a system SYS, committed with their record as stage 5 commits them
+    (its input, an evaluation CSV, made elsewhere)."""
     root = tmp_path_factory.mktemp("report")
-    folder = root / "SYS_EERs_pooled"
-    folder.mkdir()
+    paths = Paths(root, "SYS")
+    folder = paths.staging(5) / paths.eer_dir.name
+    folder.mkdir(parents=True)
     (folder / "pooled_eer_kn.csv").write_text(",EER\nATK,0.0\nAcousticModel,0.0\nVocoderModel,12.5\n")
     (folder / "pooled_eer_ukn.csv").write_text(",EER\nATK,0.0\nAcousticModel,0.0\nVocoderModel,25.0\n")
     (folder / "pooled_eer_details.json").write_text('{"unknown_filter": "reference"}\n')
     write_evaluation(folder, small(), unknown_filter="reference", **OPTIONS)
+    outputs = [paths.eer_dir / p.name for p in folder.iterdir()]
+    provenance.commit(paths, 5, {}, {4: None}, outputs, [], 1)
     return root
 
 
@@ -61,7 +68,7 @@ def test_paper_numbers_beside_ours(output_dir, tmp_path):
     (output_dir / "AASIST_CM_EERs_pooled").mkdir(exist_ok=True)
     for name in ("pooled_eer_kn.csv", "pooled_eer_ukn.csv", "metrics.csv"):
         (output_dir / "AASIST_CM_EERs_pooled" / name).write_text((output_dir / "SYS_EERs_pooled" / name).read_text())
-    done = report(output_dir, "AASIST_CM", "--paper", "--out", tmp_path / "r.md")
+    done = report(output_dir, "AASIST_CM", "--paper", "--out", tmp_path / "r.md", "--allow-stale")  # no record
     assert done.returncode == 0, done.stderr
     assert "  paper (STOPA)              39.15  39.15  39.68        35.34  38.69  37.10" in done.stdout
     assert "| AASIST_CM, paper | 39.15 | 39.15 | 39.68 | 35.34 | 38.69 | 37.10 |" in (tmp_path / "r.md").read_text()
@@ -78,7 +85,7 @@ def test_errors_are_one_line_with_status_2(output_dir, system, missing, tmp_path
         folder.mkdir(exist_ok=True)
         for name in ("pooled_eer_kn.csv", "pooled_eer_ukn.csv"):
             (folder / name).write_text((output_dir / "SYS_EERs_pooled" / name).read_text())
-    done = report(output_dir, "SYS", system, "--out", tmp_path / "r.md")
+    done = report(output_dir, "SYS", system, "--out", tmp_path / "r.md", "--allow-stale")  # no record of them
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and missing in done.stderr
     assert not (tmp_path / "r.md").exists()

@@ -47,8 +47,11 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
+    return training_corpus(tmp_path_factory.mktemp("train"))
+
+
+def training_corpus(root: Path) -> Path:
     """8 utterances of each class under db/<ATK>/<file>.wav and their protocol train.txt."""
-    root = tmp_path_factory.mktemp("train")
     rng = np.random.default_rng(0)
     lines = []
     for attack in CLASSES:
@@ -254,7 +257,8 @@ def test_kill_and_resume_is_bitwise_identical(corpus, tmp_path):
     # 18 training utterances, batches of 6: 3 steps an epoch; step 5 is inside epoch 2
     first = script(cfg_k, tmp_path, env={"SOURCETRACE_TEST_KILL_AT": "train-step-5"})
     assert first.returncode == -9 and not (killed / "tiny_ResNet34_training").exists()
-    assert torch.load(killed / ".tiny_ResNet34_work" / "stage0" / "train" / "last.pt", weights_only=True)["epoch"] == 1
+    [state] = (killed / ".tiny_ResNet34_work" / "stage0").glob("*/last.pt")  # the folder keyed by the identity
+    assert torch.load(state, weights_only=True)["epoch"] == 1
     second = script(cfg_k, tmp_path)
     assert second.returncode == 0 and "resuming tiny_ResNet34 after epoch 1 of 2" in second.stdout
     a, b = whole / "tiny_ResNet34_training", killed / "tiny_ResNet34_training"

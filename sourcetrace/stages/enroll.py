@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..protocols import protocol_files, read_enrollment
+from ..protocols import folder_state, protocol_files, read_enrollment
 from ..results import Skip, StageResult
 from ..store import ids_path, save_embeddings
 from .extraction import audio_identity, audio_path, build_extractor, extraction_identity, log
@@ -25,11 +25,13 @@ class Plan:
 
 
 def plan(cfg) -> Plan:
-    return _plan(cfg["enroll_protocol_dir"], cfg["enroll_audio"], cfg["database_path"], cfg["input_policy"])
+    folder = cfg["enroll_protocol_dir"]
+    return _plan(folder, cfg["enroll_audio"], cfg["database_path"], cfg["input_policy"], folder_state(Path(folder)))
 
 
 @functools.lru_cache(maxsize=2)
-def _plan(protocol_dir: str, template: str, database_path: str, policy: str) -> Plan:
+def _plan(protocol_dir: str, template: str, database_path: str, policy: str, state: tuple) -> Plan:
+    """(`state`: the protocol files' sizes and times, so that an edited file is read again.)"""
     from ..extraction import Utterance
 
     protocols = [read_enrollment(p) for p in protocol_files(Path(protocol_dir))]

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import StageError
-from ..protocols import (TRIAL_SUFFIX, data_lines, line_of, protocol_files, read_trials, trial_fingerprint,
-                         validate_trials)
+from ..protocols import (TRIAL_SUFFIX, data_lines, folder_state, line_of, protocol_files, read_trials,
+                         trial_fingerprint, validate_trials)
 from ..results import StageResult
 from ..store.scores import REQUIRED_LABELS
 from ..store import ids_path, save_embeddings
@@ -35,7 +35,9 @@ def plan(cfg, validate: bool = False) -> Plan:
     first (the stage itself). The up-to-date checks of later stages need only the identity
     columns."""
     batching = cfg["reference_trial_file"] if cfg["input_policy"] == "reference" else None
-    return _plan(cfg["trial_protocol_dir"], cfg["trial_audio"], cfg["database_path"], batching, validate)
+    folder = cfg["trial_protocol_dir"]
+    return _plan(folder, cfg["trial_audio"], cfg["database_path"], batching, validate,
+                 folder_state(Path(folder), trials=True))
 
 
 def _ordered(files: list[Path], batching: str | None):
@@ -50,7 +52,9 @@ def _ordered(files: list[Path], batching: str | None):
 
 
 @functools.lru_cache(maxsize=2)
-def _plan(protocol_dir: str, template: str, database_path: str, batching: str | None, validate: bool) -> Plan:
+def _plan(protocol_dir: str, template: str, database_path: str, batching: str | None, validate: bool,
+          state: tuple) -> Plan:
+    """(`state`: the protocol files' sizes and times, so that an edited file is read again.)"""
     from ..extraction import Utterance
 
     files = _ordered(protocol_files(Path(protocol_dir), trials=True), batching)

@@ -96,3 +96,19 @@ def test_stereo_is_mixed_and_other_rates_resampled(tmp_path):
     wave, rate = load_audio(tmp_path / "stereo8k.wav")
     assert rate == 8000 and wave.dtype == np.float32 and wave.shape == (16000,)
     assert np.abs(wave).max() == pytest.approx(0.5, abs=0.02)
+
+
+def test_silent_and_phase_cancelled_audio_is_embedded_with_a_warning(tmp_path, aasist_config, caplog):
+    t = np.arange(16000) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    sf.write(tmp_path / "cancel.wav", np.stack([tone, -tone], axis=1), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "zeros.wav", np.zeros(16000), 16000)
+    sf.write(tmp_path / "tone.wav", tone, 16000)
+    utterances = [Utterance("AA01", p, tmp_path / p, tmp_path / "list.txt", i + 2)
+                  for i, p in enumerate(("cancel.wav", "zeros.wav", "tone.wav"))]
+    model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth", "full")
+    with caplog.at_level("WARNING"):
+        result = Extractor(model, "full", 4, 0, torch.device("cpu")).extract(utterances, tmp_path / "work")
+    assert np.isfinite(result.embeddings).all() and not result.failed
+    warned = [r.getMessage() for r in caplog.records if "every sample is zero" in r.getMessage()]
+    assert [w.split(":")[0] for w in warned] == [str(tmp_path / "cancel.wav"), str(tmp_path / "zeros.wav")]

@@ -60,6 +60,12 @@ def test_report_elsewhere_links_relative_to_itself(output_dir):
     assert "![SYS, unknown attacks](../SYS_EERs_pooled/det_unknown.png)" in target.read_text()
 
 
+def test_a_folder_given_to_out_gets_report_md_inside(output_dir, tmp_path):
+    done = report(output_dir, "SYS", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.md").read_text().startswith("# Source tracing evaluation: SYS")
+
+
 def test_no_paper_numbers_for_other_systems(output_dir):
     assert table(output_dir, ["SYS"], paper=True) == table(output_dir, ["SYS"])
 

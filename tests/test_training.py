@@ -118,6 +118,24 @@ def test_protocol_rows_keep_file_and_line(tmp_path):
         (1, "F1", "AA11", "spoof"), (3, "F2", "bonafide", "bonafide")]
 
 
+def test_a_header_line_is_read_as_a_header_and_said_so(tmp_path, caplog):
+    path = tmp_path / "p.txt"
+    path.write_text("SPEAKER FILE - ATTACK LABEL\ns1 F1 - AA11 spoof\n")
+    with caplog.at_level("INFO"):
+        rows = data.read_protocol(path)
+    assert [(r.line, r.file) for r in rows] == [(2, "F1")]
+    assert f"{path}:1: read as a header line" in caplog.text
+
+
+def test_a_protocol_of_one_class_is_refused(corpus, tmp_path, capsys):
+    protocol = tmp_path / "one.txt"
+    protocol.write_text("".join(line + "\n" for line in (corpus / "train.txt").read_text().splitlines()
+                                if " AA01 " in line))
+    assert error_of(config(corpus, "AASIST", tmp_path, protocol, epochs=1), tmp_path, capsys) == (
+        f"{protocol}: every training row is of one class ('AA01' by train_target 'attack'); training needs at "
+        f"least two")
+
+
 def test_wrong_column_count_names_the_line(tmp_path):
     path = tmp_path / "p.txt"
     path.write_text("s1 F1 - AA11 spoof\ns2 F2 AA11 spoof\n")

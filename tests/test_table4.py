@@ -27,7 +27,7 @@ def test_reproduce_table4_on_a_mini_stopa_subset(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "skipping ResNet-34_STOPA: its checkpoint models/ResNet-34.pth is not there" in done.stdout
     record = json.loads((tmp_path / "out/AASIST_CM_records/stage3.json").read_text())
-    assert record["identity"]["input_policy"] == "reference" and record["params"]["batch_size"] == 10
+    assert record["identity"]["input_policy"] == "reference" and record["identity"]["batch_size"] == 10
     # the trial embeddings follow the named file's rows, in its order
     named = (db / "protocols_trials_extended/AA03-nc-5_trials.txt").read_text().splitlines()[1:]
     ids = (tmp_path / "out/AASIST_CM_protocol_trials.ids.tsv").read_text().splitlines()[1:]

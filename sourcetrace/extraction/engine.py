@@ -193,14 +193,14 @@ class Extractor:
                     if isinstance(item, str):
                         fail(utterances, chunk_failed, i, item, self.on_error)
                         continue
-                    wave, rate = item
+                    wave, rate = np.asarray(item[0]), item[1]  # DataLoader workers hand back tensors
                     if not np.any(wave):
                         log.warning("%s: every sample is zero (silent, or stereo channels that cancel when mixed "
                                     "to mono); its embedding says nothing about its source", utterances[i].path)
                     if rate != SAMPLE_RATE and rate not in resampled_rates:
                         resampled_rates.add(rate)
                         log.info("resampling %d Hz audio to 16000 Hz (first: %s)", rate, utterances[i].path)
-                    x = self.model.fit_input(torch.as_tensor(to_model_rate(np.asarray(wave), rate)))
+                    x = self.model.fit_input(torch.as_tensor(to_model_rate(wave, rate)))
                     if x.shape[-1] < self.model.min_samples:
                         fail(utterances, chunk_failed, i, f"{utterances[i].path}: too short for the model "
                              f"({x.shape[-1]} samples at 16 kHz; at least {self.model.min_samples} needed)",

@@ -64,7 +64,8 @@ def build_extractor(ctx):
     log.info("%s: %s on %s, input policy %s", ctx.paths.system, cfg["model_path"], device, cfg["input_policy"])
     return Extractor(model, cfg["input_policy"], cfg["batch_size"], cfg["num_workers"], device,
                      on_error=cfg["on_error"], chunk_size=cfg["chunk_size"], precision=cfg["precision"],
-                     max_seconds=cfg["max_seconds"], world=ctx.world)
+                     max_seconds=cfg["max_seconds"] or models.default_max_seconds(cfg["model_config"]),
+                     world=ctx.world)
 
 
 def skip_of(stage: int, utterance, reason: str) -> Skip:

@@ -128,6 +128,20 @@ class SSL_AASIST(GraphBackend):  # noqa: N801 - the architecture's name in confi
         """Load a pretrained SSL model alone (fairseq, Hugging Face or torchaudio names), strict."""
         self.ssl_model.load_state_dict(ssl_keys.to_torchaudio(state), strict=True)
 
+    def unused_parameter_names(self) -> list[str]:
+        """SSL parameters the configured `ssl_layer` never reads: the layers above a fixed
+        layer, and the final layer norm unless the output is the encoder's ('last') or the
+        model normalises before its layers (torchaudio's Transformer.layer_norm_first)."""
+        transformer = self.ssl_model.encoder.transformer
+        prefix = "ssl_model.encoder.transformer."
+        names = []
+        if isinstance(self.ssl_layer, int):
+            names += [f"{prefix}layers.{i}.{n}" for i in range(self.ssl_layer, len(transformer.layers))
+                      for n, _ in transformer.layers[i].named_parameters()]
+        if self.ssl_layer != "last" and not transformer.layer_norm_first:
+            names += [f"{prefix}layer_norm.{n}" for n, _ in transformer.layer_norm.named_parameters()]
+        return names
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.ssl_frozen or self.ssl_frozen_now:

@@ -116,7 +116,10 @@ class SSL_AASIST(GraphBackend):  # noqa: N801 - the architecture's name in confi
     @staticmethod
     def convert_state_dict(state: dict) -> dict:
         """A whole-system checkpoint in this toolkit's names, or the SSL_Anti-spoofing /
-        zero-shot repositories' (fairseq names under `ssl_model.model.`), in this model's names."""
+        zero-shot repositories' (fairseq names under `ssl_model.model.`, the rest as here; also
+        saved from `nn.DataParallel`, every key under `module.`), in this model's names."""
+        if state and all(k.startswith("module.") for k in state):
+            state = {k[len("module."):]: v for k, v in state.items()}
         prefix = "ssl_model.model."
         if not any(k.startswith(prefix) for k in state):
             return state

@@ -9,6 +9,7 @@ fairseq key map as an independent oracle. The network itself runs in a tiny conf
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import torchaudio.models as tam
 from torchaudio.models.wav2vec2.utils.import_fairseq import _map_key as torchaudio_fairseq_key
 
 import models
+from conftest import REPO
 from models import ssl_keys
 from models.ssl_aasist import SSL_AASIST
 from sourcetrace.errors import StageError
@@ -204,6 +206,10 @@ def test_ssl_anti_spoofing_checkpoint_layout_maps_onto_the_default_model():
                   **backend}
     assert shapes_of(SSL_AASIST.convert_state_dict(meta(checkpoint))) == ours
     assert SSL_AASIST.num_classes_in(model.state_dict()) == 2
+    config = json.loads((REPO / "config" / "SSL_AASIST.conf").read_text())["model_config"]
+    assert models.check_model_config(config) is None
+    with torch.device("meta"):  # the shipped config is that layout
+        assert shapes_of(SSL_AASIST(config, 2).state_dict()) == ours
 
 
 # ---------------------------------------------------------------- the model, tiny
@@ -237,6 +243,8 @@ def test_repository_checkpoint_file_loads_and_gives_the_same_embeddings(tmp_path
     waves = torch.randn(2, 12000)
     with torch.inference_mode():
         np.testing.assert_allclose(loaded(waves)[0].numpy(), model(waves)[0].numpy(), rtol=0, atol=1e-6)
+    torch.save({f"module.{k}": v for k, v in fairseq_named(model.state_dict()).items()}, tmp_path / "parallel.pth")
+    models.load_model(TINY, tmp_path / "parallel.pth")  # saved from nn.DataParallel
     torch.save({"model": model.state_dict(), "classes": ["a", "b", "c"]}, tmp_path / "ours.pth")
     models.load_model(TINY, tmp_path / "ours.pth")  # the toolkit's own layout, strict
     broken = fairseq_named(model.state_dict())

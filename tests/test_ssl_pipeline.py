@@ -79,3 +79,20 @@ def test_stages_1_to_5_score_the_subset(run):
             y = labels[name][keep]
             assert written[name] == reference_eer(scores[keep][y], scores[keep][~y]), (scenario, name)
     assert "known" in logs[5] and "unknown" in logs[5]
+
+
+@pytest.mark.slow
+def test_two_processes_with_a_frozen_ssl_epoch(run, tmp_path):
+    """Data-parallel stage 0 (gloo): the SSL model gets no gradients in its frozen epoch, which
+    DistributedDataParallel must be told to expect."""
+    _, _, config, _ = run
+    config = {**config, "output_dir": str(tmp_path / "out"), "train": {**config["train"], "epochs": 2,
+                                                                       "mixup_start_epoch": 1}}
+    (tmp_path / "ssl.conf").write_text(json.dumps(config))
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(REPO / "train_model.py"), "--config", "ssl.conf"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("epoch 2/2: train loss") == 1
+    record = json.loads((tmp_path / "out" / "SSL_tiny_records" / "stage0.json").read_text())
+    assert record["world_size"] == 2

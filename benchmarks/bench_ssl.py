@@ -12,15 +12,21 @@
    the 30-s window and a 300-s utterance (ten 30-s windows).
 3. Estimated from those counts, not measured: GPU throughput at an assumed sustained rate
    (`--gpu-tflops`, default 300 TFLOP/s: about 30 % of an H100/H200's dense bf16 peak).
+4. With `--memory S [S ...]`: peak resident memory of one forward pass of the small
+   configuration on one S-second input, each in a fresh process, windowed (`window_seconds`
+   10) and in one pass (windowing off), to show what the windows bound.
 
     python benchmarks/bench_ssl.py
     python benchmarks/bench_ssl.py --layers 2 --dim 256 --seconds 4 --batch-size 4 --repeats 3
+    python benchmarks/bench_ssl.py --memory 10 30 60
 
 Figures only: this is not a test and asserts nothing.
 """
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -85,6 +91,29 @@ def xlsr_flops(args) -> None:
               f"(estimate)")
 
 
+def peak_memory(args) -> None:
+    """Runs in a fresh process per (seconds, window): `--peak SECONDS WINDOW` prints the peak RSS."""
+    print("peak resident memory, small configuration, one input, fp32 (fresh process each):")
+    for seconds in args.memory:
+        row = []
+        for window in (10, 10_000):
+            done = subprocess.run([sys.executable, __file__, "--layers", str(args.layers), "--dim", str(args.dim),
+                                   "--peak", str(seconds), str(window)], capture_output=True, text=True, check=True)
+            row.append(float(done.stdout.split()[-1]))
+        print(f"  {seconds:g} s: windowed (10 s) {row[0]:.2f} GB, one pass {row[1]:.2f} GB")
+
+
+def one_peak(args) -> None:
+    seconds, window = args.peak
+    torch.manual_seed(0)
+    model = SSL_AASIST({**small_config(args.layers, args.dim), "window_seconds": window}, 2)
+    init_untrained(model)
+    model.eval()
+    with torch.inference_mode():
+        model(torch.randn(1, int(seconds * 16000)))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)  # kB on Linux -> GB
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, default=2)
@@ -93,7 +122,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gpu-tflops", type=float, default=300.0)
+    parser.add_argument("--memory", type=float, nargs="*", default=[], metavar="SECONDS")
+    parser.add_argument("--peak", type=float, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak:
+        return one_peak(args)
+    if args.memory:
+        return peak_memory(args)
     cpu_throughput(args)
     xlsr_flops(args)
 

@@ -47,7 +47,7 @@ FAIRSEQ_RULES = [  # (full-match pattern, replacement)
     (r"encoder\.layers\.(\d+)\.fc2\.(weight|bias)", _LAYER + r"feed_forward.output_dense.\2"),
     (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", _LAYER + r"final_layer_norm.\2"),
 ]
-FAIRSEQ_UNUSED = r"mask_emb|quantizer\..*|project_q\..*|final_proj\..*|label_embs_concat|target_glu\..*"
+FAIRSEQ_UNUSED = r"mask_emb|quantizer\..*|project_q\..*|final_proj\..*|label_embs_concat|target_glu\..*|w2v_encoder\.proj\..*"
 
 HF_RULES = [
     (r"feature_extractor\.conv_layers\.(\d+)\.(conv|layer_norm)\.(weight|bias)", r"feature_extractor.conv_layers.\1.\2.\3"),

@@ -95,7 +95,7 @@ def _fraction(v):
 
 
 def _max_seconds(v):
-    return None if v is None or _number(0)(v) is None else "a number > 0, or null (the architecture's default)"
+    return None if v is None or is_number(v, 0, strict=True) else "a number > 0, or null (the architecture's default)"
 
 
 def _object(v):
@@ -122,7 +122,7 @@ SCHEMA: dict[str, Key] = {
     "on_error": Key("fail", _choice("fail", "skip")),
     "chunk_size": Key(512, _int(1)),
     "precision": Key("fp32", _choice(*PRECISION_NAMES)),
-    # null: the architecture's default (models.default_max_seconds). AASIST under `full` needs
+    # null: the architecture's default (models.hparams.default_max_seconds). AASIST under `full` needs
     # about 0.95 GB of memory per minute of audio: 300 s (4.7 GB for one utterance) leaves a
     # 24 GB machine room for decoding ahead and the rest of a batch; SSL_AASIST embeds long
     # inputs in windows (bounded memory) and allows 600 s

@@ -19,7 +19,7 @@ from torchaudio.models.wav2vec2.utils.import_fairseq import _map_key as torchaud
 
 import models
 from conftest import REPO
-from models import ssl_keys
+from models import hparams, ssl_keys
 from models.ssl_aasist import SSL_AASIST
 from sourcetrace.errors import StageError
 from sourcetrace.training import checkpoints, recipes, settings
@@ -324,6 +324,10 @@ def test_shortest_input_is_three_frames():
     ({"ssl": "wav2vec3"}, "'ssl' is 'wav2vec3'"),
     ({"ssl": "wav2vec2_xlsr_300m", "ssl_config": {"encoder_num_layers": 2}},
      "'ssl_config' key 'encoder_num_layers' is not an argument of torchaudio's wav2vec2_xlsr_300m"),
+    ({"ssl_config": {**TINY_SSL, "encoder_num_heads": "4"}},
+     "'ssl_config.encoder_num_heads' is '4'; expected a positive integer"),
+    ({"ssl_config": {k: v for k, v in TINY_SSL.items() if k != "encoder_dropout"}},
+     "'ssl_config' lacks encoder_dropout: torchaudio's wav2vec2_model needs every argument"),
     ({"ssl_layer": 3}, "'ssl_layer' is 3; wav2vec2_model has layers 1 to 2"),
     ({"ssl_layer": "middle"}, "'ssl_layer' is 'middle'"),
     ({"head": "arcface"}, "'head' is 'arcface'; expected 'linear' or 'cosine'"),
@@ -333,6 +337,18 @@ def test_shortest_input_is_three_frames():
 def test_hyper_parameters_are_checked(change, message):
     problem = models.check_model_config({**copy.deepcopy(TINY), **change})
     assert problem is not None and problem.startswith(message), problem
+
+
+def test_builder_tables_match_torchaudio():
+    """hparams checks `ssl_config` without importing torch, from its own tables of torchaudio's
+    builders: the same arguments and layer counts as torchaudio's."""
+    import inspect
+    for name, arguments in hparams.SSL_ARGUMENTS.items():
+        signature = [p for p in inspect.signature(getattr(tam, name)).parameters if p != "aux_num_out"]
+        assert sorted(arguments) == sorted(signature), name
+    for name, layers in hparams.SSL_LAYERS.items():
+        with torch.device("meta"):
+            assert len(getattr(tam, name)().encoder.transformer.layers) == layers, name
 
 
 def test_max_seconds_default_is_the_architectures():

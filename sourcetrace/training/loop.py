@@ -161,10 +161,11 @@ def _fit(job: Job) -> list[dict]:
             print(f"resuming {job.system} after epoch {start} of {s['epochs']} ({job.work / 'last.pt'})")
     module = model
     if world.distributed:
-        # a frozen SSL front-end gets no gradients in its first epochs: DDP must expect that
+        # an SSL front-end may leave parameters without gradient in a step (frozen for the first
+        # epochs, LayerDrop of torchaudio's builders): DDP must expect that for SSL-AASIST
         module = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[job.device.index] if job.device.type == "cuda" else None,
-            find_unused_parameters=bool(s.get("ssl_frozen_epochs")))
+            find_unused_parameters=job.arch == "SSL_AASIST")
     quiet = not world.is_main or logging.getLogger().getEffectiveLevel() > logging.INFO
 
     for epoch in range(start, s["epochs"]):

@@ -29,6 +29,7 @@ import re
 import torch
 
 _POS = "encoder.transformer.pos_conv_embed.conv."
+_G, _V = _POS + "parametrizations.weight.original0", _POS + "parametrizations.weight.original1"  # weight norm
 _LAYER = r"encoder.transformer.layers.\1."
 
 FAIRSEQ_RULES = [  # (full-match pattern, replacement)
@@ -38,8 +39,8 @@ FAIRSEQ_RULES = [  # (full-match pattern, replacement)
     (r"layer_norm\.(weight|bias)", r"encoder.feature_projection.layer_norm.\1"),
     (r"post_extract_proj\.(weight|bias)", r"encoder.feature_projection.projection.\1"),
     (r"encoder\.pos_conv\.0\.bias", _POS + "bias"),
-    (r"encoder\.pos_conv\.0\.(?:weight_g|parametrizations\.weight\.original0)", _POS + "parametrizations.weight.original0"),
-    (r"encoder\.pos_conv\.0\.(?:weight_v|parametrizations\.weight\.original1)", _POS + "parametrizations.weight.original1"),
+    (r"encoder\.pos_conv\.0\.(?:weight_g|parametrizations\.weight\.original0)", _G),
+    (r"encoder\.pos_conv\.0\.(?:weight_v|parametrizations\.weight\.original1)", _V),
     (r"encoder\.layer_norm\.(weight|bias)", r"encoder.transformer.layer_norm.\1"),
     (r"encoder\.layers\.(\d+)\.self_attn\.([qkv]_proj|out_proj)\.(weight|bias)", _LAYER + r"attention.\2.\3"),
     (r"encoder\.layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)", _LAYER + r"layer_norm.\2"),
@@ -47,24 +48,24 @@ FAIRSEQ_RULES = [  # (full-match pattern, replacement)
     (r"encoder\.layers\.(\d+)\.fc2\.(weight|bias)", _LAYER + r"feed_forward.output_dense.\2"),
     (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", _LAYER + r"final_layer_norm.\2"),
 ]
-FAIRSEQ_UNUSED = r"mask_emb|quantizer\..*|project_q\..*|final_proj\..*|label_embs_concat|target_glu\..*|w2v_encoder\.proj\..*"
+FAIRSEQ_UNUSED = (r"mask_emb|quantizer\..*|project_q\..*|final_proj\..*|label_embs_concat|target_glu\..*"
+                  r"|w2v_encoder\.proj\..*")
 
 HF_RULES = [
-    (r"feature_extractor\.conv_layers\.(\d+)\.(conv|layer_norm)\.(weight|bias)", r"feature_extractor.conv_layers.\1.\2.\3"),
+    (r"feature_extractor\.conv_layers\.(\d+)\.(conv|layer_norm)\.(weight|bias)",
+     r"feature_extractor.conv_layers.\1.\2.\3"),
     (r"feature_projection\.(layer_norm|projection)\.(weight|bias)", r"encoder.feature_projection.\1.\2"),
     (r"encoder\.pos_conv_embed\.conv\.bias", _POS + "bias"),
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
-     _POS + "parametrizations.weight.original0"),
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
-     _POS + "parametrizations.weight.original1"),
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)", _G),
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)", _V),
     (r"encoder\.layer_norm\.(weight|bias)", r"encoder.transformer.layer_norm.\1"),
     (r"encoder\.layers\.(\d+)\.attention\.([qkv]_proj|out_proj)\.(weight|bias)", _LAYER + r"attention.\2.\3"),
     (r"encoder\.layers\.(\d+)\.(layer_norm|final_layer_norm)\.(weight|bias)", _LAYER + r"\2.\3"),
     (r"encoder\.layers\.(\d+)\.feed_forward\.(intermediate_dense|output_dense)\.(weight|bias)",
      _LAYER + r"feed_forward.\2.\3"),
     # WavLM's relative position bias and gate (torchaudio keeps HF's names)
-    (r"encoder\.layers\.(\d+)\.attention\.(rel_attn_embed\.weight|gru_rel_pos_linear\.(?:weight|bias)|gru_rel_pos_const)",
-     _LAYER + r"attention.\2"),
+    (r"encoder\.layers\.(\d+)\.attention\."
+     r"(rel_attn_embed\.weight|gru_rel_pos_linear\.(?:weight|bias)|gru_rel_pos_const)", _LAYER + r"attention.\2"),
 ]
 HF_UNUSED = r"masked_spec_embed|quantizer\..*|project_hid\..*|project_q\..*|lm_head\..*"
 HF_PREFIXES = ("wav2vec2.", "hubert.", "wavlm.")

@@ -96,3 +96,33 @@ def test_two_processes_with_a_frozen_ssl_epoch(run, tmp_path):
     assert done.stdout.count("epoch 2/2: train loss") == 1
     record = json.loads((tmp_path / "out" / "SSL_tiny_records" / "stage0.json").read_text())
     assert record["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_bitwise(run, tmp_path):
+    """Mixup draws, the frozen epoch and dropout depend on (seed, epoch, step) alone: a run
+    killed in its second epoch and started again ends with the uninterrupted run's bytes."""
+    _, out, config, _ = run
+    config = {**config, "train": {**config["train"], "epochs": 2, "mixup_start_epoch": 1}}
+    results = []
+    for name, kill in (("whole", None), ("killed", "train-step-5")):  # 27 utterances, batches of 8: 3 steps an epoch
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "ssl.conf").write_text(json.dumps({**config, "output_dir": str(folder / "out")}))
+        command = [sys.executable, str(REPO / "train_model.py"), "--config", "ssl.conf"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        if kill:
+            first = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600,
+                                   env={**env, "SOURCETRACE_TEST_KILL_AT": kill})
+            assert first.returncode == -9, first.stderr[-2000:]
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert ("resuming SSL_tiny after epoch 1 of 2" in done.stdout) == bool(kill)
+        results.append(folder / "out" / "SSL_tiny_training")
+    whole, killed = results
+    assert (whole / "best.pth").read_bytes() == (killed / "best.pth").read_bytes()
+    # the final weights (best.pth may be epoch 1's) and every epoch's losses and accuracies
+    a, b = (torch.load(folder / "last.pt", weights_only=True)["model"] for folder in results)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [line.split(",")[:6] for line in (whole / "history.csv").read_text().splitlines()] == \
+        [line.split(",")[:6] for line in (killed / "history.csv").read_text().splitlines()]

@@ -4,7 +4,7 @@ Inference-only re-implementation of the clovaai/aasist model, parameter-for-para
 compatible with its checkpoints (`strict=True`). It reads top to bottom like the paper's
 figure: sinc front-end -> residual encoder -> spectral and temporal graphs -> two
 heterogeneous graph branches with a master node -> readout (the 160-dim embedding) ->
-output layer.
+output layer. The graph part, `GraphBackend`, is shared with SSL-AASIST (models/ssl_aasist.py).
 
 Two behaviours of the original are kept on purpose, because the checkpoints were trained
 with them: the residual block's first convolution reads the block input, not its
@@ -69,10 +69,14 @@ class SincConv(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: tuple[int, int], first: bool = False):
+    """AASIST's residual block; `pool`: the (1, 3) max-pooling over time at its end (SSL-AASIST's
+    blocks keep the time resolution)."""
+
+    def __init__(self, channels: tuple[int, int], first: bool = False, pool: bool = True):
         super().__init__()
         c_in, c_out = channels
         self.first = first
+        self.pool = pool
         if not first:
             self.bn1 = nn.BatchNorm2d(c_in)  # trained but unused at inference (see module doc)
         self.conv1 = nn.Conv2d(c_in, c_out, kernel_size=(2, 3), padding=(1, 1))
@@ -85,7 +89,7 @@ class ResidualBlock(nn.Module):
         out = F.selu(self.bn2(self.conv1(x)))
         out = self.conv2(out)
         identity = x if self.conv_downsample is None else self.conv_downsample(x)
-        return F.max_pool2d(out + identity, (1, 3))
+        return F.max_pool2d(out + identity, (1, 3)) if self.pool else out + identity
 
     def forward_fast(self, x: Tensor, width: int | None = None) -> Tensor:
         """`forward` at inference, channels-last in and out: bn2 folded into conv1, in-place
@@ -143,7 +147,9 @@ def _node_bn(bn: nn.BatchNorm1d, x: Tensor) -> Tensor:
 
 
 class GraphAttentionLayer(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int, temperature: float):
+    """Graph attention over one node type; `dropout` applies to the input nodes in training."""
+
+    def __init__(self, in_dim: int, out_dim: int, temperature: float, dropout: float = 0.0):
         super().__init__()
         self.att_proj = nn.Linear(in_dim, out_dim)
         self.att_weight = _attention_weight(out_dim)
@@ -151,8 +157,10 @@ class GraphAttentionLayer(nn.Module):
         self.proj_without_att = nn.Linear(in_dim, out_dim)
         self.bn = nn.BatchNorm1d(out_dim)
         self.temp = temperature
+        self.dropout = dropout
 
     def forward(self, x: Tensor) -> Tensor:
+        x = F.dropout(x, self.dropout, self.training) if self.dropout else x
         pairs = x.unsqueeze(2) * x.unsqueeze(1)  # (B, N, N, D)
         att = torch.matmul(torch.tanh(self.att_proj(pairs)), self.att_weight) / self.temp
         att = F.softmax(att, dim=-2).squeeze(-1)
@@ -161,9 +169,10 @@ class GraphAttentionLayer(nn.Module):
 
 
 class HtrgGraphAttentionLayer(nn.Module):
-    """Heterogeneous graph attention over temporal (type 1) and spectral (type 2) nodes."""
+    """Heterogeneous graph attention over temporal (type 1) and spectral (type 2) nodes;
+    `dropout` applies to the projected nodes in training."""
 
-    def __init__(self, in_dim: int, out_dim: int, temperature: float):
+    def __init__(self, in_dim: int, out_dim: int, temperature: float, dropout: float = 0.0):
         super().__init__()
         self.proj_type1 = nn.Linear(in_dim, in_dim)
         self.proj_type2 = nn.Linear(in_dim, in_dim)
@@ -179,10 +188,12 @@ class HtrgGraphAttentionLayer(nn.Module):
         self.proj_without_attM = nn.Linear(in_dim, out_dim)
         self.bn = nn.BatchNorm1d(out_dim)
         self.temp = temperature
+        self.dropout = dropout
 
     def forward(self, x1: Tensor, x2: Tensor, master: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         n1 = x1.size(1)
         x = torch.cat([self.proj_type1(x1), self.proj_type2(x2)], dim=1)
+        x = F.dropout(x, self.dropout, self.training) if self.dropout else x
 
         # master node update
         att_m = torch.matmul(torch.tanh(self.att_projM(x * master)), self.att_weightM)
@@ -204,21 +215,87 @@ class HtrgGraphAttentionLayer(nn.Module):
 
 
 class GraphPool(nn.Module):
-    """Keep the top `ratio` of nodes by a learned sigmoid score, scaled by that score."""
+    """Keep the top `ratio` of nodes by a learned sigmoid score, scaled by that score;
+    `dropout` applies to the scores' input in training."""
 
-    def __init__(self, ratio: float, in_dim: int):
+    def __init__(self, ratio: float, in_dim: int, dropout: float = 0.0):
         super().__init__()
         self.ratio = ratio
         self.proj = nn.Linear(in_dim, 1)
+        self.dropout = dropout
 
     def forward(self, h: Tensor) -> Tensor:
-        scores = torch.sigmoid(self.proj(h))
+        z = F.dropout(h, self.dropout, self.training) if self.dropout else h
+        scores = torch.sigmoid(self.proj(z))
         k = max(int(h.size(1) * self.ratio), 1)
         _, idx = torch.topk(scores, k, dim=1)
         return torch.gather(h * scores, 1, idx.expand(-1, -1, h.size(2)))
 
 
-class AASIST(nn.Module):
+class GraphBackend(nn.Module):
+    """AASIST's graph back-end, shared by AASIST and SSL-AASIST: spectral and temporal graph
+    attention, two heterogeneous branches with master nodes, max of the branches, readout.
+
+    Subclasses call `_build_graph` in their `__init__` after their front-end; the parameters
+    sit at the top level of the model (`pos_S`, `GAT_layer_S`, ..., `out_layer`), the names
+    both clovaai/aasist's and the SSL_Anti-spoofing repository's checkpoints use.
+    `_embed(e_S, e_T)` maps spectral nodes `(B, n_spectral, C)` (before the positional term)
+    and temporal nodes `(B, n_temporal, C)` to the embedding `(B, 5 * gat_dims[1])`:
+    `[max |T|, mean T, max |S|, mean S, master]`.
+
+    Dropouts (training only; 0 in AASIST here): `graph_dropout` on every graph layer's input
+    nodes, `pool_dropout` on the graph pools' score input, `branch_dropout` on each branch's
+    outputs before their maximum; a readout dropout belongs to the head (the embedding is
+    taken before it)."""
+
+    def _build_graph(self, channels: int, n_spectral: int, gat_dims, pool_ratios, temperatures,
+                     graph_dropout: float = 0.0, pool_dropout: float = 0.0, branch_dropout: float = 0.0) -> None:
+        self.pos_S = nn.Parameter(torch.empty(1, n_spectral, channels))
+        self.master1 = nn.Parameter(torch.empty(1, 1, gat_dims[0]))
+        self.master2 = nn.Parameter(torch.empty(1, 1, gat_dims[0]))
+        gd = graph_dropout
+        self.GAT_layer_S = GraphAttentionLayer(channels, gat_dims[0], temperatures[0], gd)
+        self.GAT_layer_T = GraphAttentionLayer(channels, gat_dims[0], temperatures[1], gd)
+        self.HtrgGAT_layer_ST11 = HtrgGraphAttentionLayer(gat_dims[0], gat_dims[1], temperatures[2], gd)
+        self.HtrgGAT_layer_ST12 = HtrgGraphAttentionLayer(gat_dims[1], gat_dims[1], temperatures[2], gd)
+        self.HtrgGAT_layer_ST21 = HtrgGraphAttentionLayer(gat_dims[0], gat_dims[1], temperatures[2], gd)
+        self.HtrgGAT_layer_ST22 = HtrgGraphAttentionLayer(gat_dims[1], gat_dims[1], temperatures[2], gd)
+        pd = pool_dropout
+        self.pool_S = GraphPool(pool_ratios[0], gat_dims[0], pd)
+        self.pool_T = GraphPool(pool_ratios[1], gat_dims[0], pd)
+        self.pool_hS1 = GraphPool(pool_ratios[2], gat_dims[1], pd)
+        self.pool_hT1 = GraphPool(pool_ratios[2], gat_dims[1], pd)
+        self.pool_hS2 = GraphPool(pool_ratios[2], gat_dims[1], pd)
+        self.pool_hT2 = GraphPool(pool_ratios[2], gat_dims[1], pd)
+        self.branch_dropout = branch_dropout
+        self.embedding_dim = 5 * gat_dims[1]
+
+    def _branch(self, out_T, out_S, master, layer1, layer2, pool_S, pool_T):
+        out_T1, out_S1, master1 = layer1(out_T, out_S, master)
+        out_S1, out_T1 = pool_S(out_S1), pool_T(out_T1)
+        out_T_aug, out_S_aug, master_aug = layer2(out_T1, out_S1, master1)
+        out = (out_T1 + out_T_aug, out_S1 + out_S_aug, master1 + master_aug)
+        if self.branch_dropout and self.training:
+            out = tuple(F.dropout(t, self.branch_dropout, True) for t in out)
+        return out
+
+    def _embed(self, e_S: Tensor, e_T: Tensor) -> Tensor:
+        out_S = self.pool_S(self.GAT_layer_S(e_S + self.pos_S))
+        out_T = self.pool_T(self.GAT_layer_T(e_T))
+
+        out_T1, out_S1, master1 = self._branch(out_T, out_S, self.master1, self.HtrgGAT_layer_ST11,
+                                               self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
+        out_T2, out_S2, master2 = self._branch(out_T, out_S, self.master2, self.HtrgGAT_layer_ST21,
+                                               self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2)
+        out_T = torch.maximum(out_T1, out_T2)
+        out_S = torch.maximum(out_S1, out_S2)
+        master = torch.maximum(master1, master2)
+
+        return torch.cat([out_T.abs().amax(dim=1), out_T.mean(dim=1),
+                          out_S.abs().amax(dim=1), out_S.mean(dim=1), master.squeeze(1)], dim=1)
+
+
+class AASIST(GraphBackend):
     """AASIST; `forward(waves)` returns `(embedding, logits)`, embedding of size 160."""
 
     sample_rate = 16000
@@ -246,23 +323,7 @@ class AASIST(nn.Module):
             nn.Sequential(ResidualBlock(filts[1], first=True)),
             *[nn.Sequential(ResidualBlock(c)) for c in (filts[2], filts[3], filts[4], filts[4], filts[4])],
         )
-        n_spectral = filts[0] // 3
-        self.pos_S = nn.Parameter(torch.empty(1, n_spectral, filts[-1][-1]))
-        self.master1 = nn.Parameter(torch.empty(1, 1, gat_dims[0]))
-        self.master2 = nn.Parameter(torch.empty(1, 1, gat_dims[0]))
-        self.GAT_layer_S = GraphAttentionLayer(filts[-1][-1], gat_dims[0], temperatures[0])
-        self.GAT_layer_T = GraphAttentionLayer(filts[-1][-1], gat_dims[0], temperatures[1])
-        self.HtrgGAT_layer_ST11 = HtrgGraphAttentionLayer(gat_dims[0], gat_dims[1], temperatures[2])
-        self.HtrgGAT_layer_ST12 = HtrgGraphAttentionLayer(gat_dims[1], gat_dims[1], temperatures[2])
-        self.HtrgGAT_layer_ST21 = HtrgGraphAttentionLayer(gat_dims[0], gat_dims[1], temperatures[2])
-        self.HtrgGAT_layer_ST22 = HtrgGraphAttentionLayer(gat_dims[1], gat_dims[1], temperatures[2])
-        self.pool_S = GraphPool(pool_ratios[0], gat_dims[0])
-        self.pool_T = GraphPool(pool_ratios[1], gat_dims[0])
-        self.pool_hS1 = GraphPool(pool_ratios[2], gat_dims[1])
-        self.pool_hT1 = GraphPool(pool_ratios[2], gat_dims[1])
-        self.pool_hS2 = GraphPool(pool_ratios[2], gat_dims[1])
-        self.pool_hT2 = GraphPool(pool_ratios[2], gat_dims[1])
-        self.embedding_dim = 5 * gat_dims[1]
+        self._build_graph(filts[-1][-1], filts[0] // 3, gat_dims, pool_ratios, temperatures)
         self.out_layer = nn.Linear(self.embedding_dim, num_classes)
         # sinc kernel, then 3x max-pooling, then six (1, 3) max-poolings must leave >= 1 frame
         self.min_samples = self.conv_time.kernel_size - 1 + 3 * 3 ** len(self.encoder)
@@ -279,12 +340,6 @@ class AASIST(nn.Module):
         if n < self.nb_samp:
             wave = wave.repeat(math.ceil(self.nb_samp / n))
         return wave[: self.nb_samp]
-
-    def _branch(self, out_T, out_S, master, layer1, layer2, pool_S, pool_T):
-        out_T1, out_S1, master1 = layer1(out_T, out_S, master)
-        out_S1, out_T1 = pool_S(out_S1), pool_T(out_T1)
-        out_T_aug, out_S_aug, master_aug = layer2(out_T1, out_S1, master1)
-        return out_T1 + out_T_aug, out_S1 + out_S_aug, master1 + master_aug
 
     def _encode(self, x: Tensor) -> Tensor:
         """Sinc filterbank, |.|, (3, 3) max-pooling, BN, SELU, residual encoder:
@@ -315,20 +370,5 @@ class AASIST(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         fast = self.optimized and not self.training
         e = torch.abs(self._encode_fast(x) if fast else self._encode(x))  # (B, C, spectral, temporal)
-
-        e_S = e.amax(dim=3).transpose(1, 2) + self.pos_S
-        out_S = self.pool_S(self.GAT_layer_S(e_S))
-        e_T = e.amax(dim=2).transpose(1, 2)
-        out_T = self.pool_T(self.GAT_layer_T(e_T))
-
-        out_T1, out_S1, master1 = self._branch(out_T, out_S, self.master1, self.HtrgGAT_layer_ST11,
-                                               self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
-        out_T2, out_S2, master2 = self._branch(out_T, out_S, self.master2, self.HtrgGAT_layer_ST21,
-                                               self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2)
-        out_T = torch.maximum(out_T1, out_T2)
-        out_S = torch.maximum(out_S1, out_S2)
-        master = torch.maximum(master1, master2)
-
-        embedding = torch.cat([out_T.abs().amax(dim=1), out_T.mean(dim=1),
-                               out_S.abs().amax(dim=1), out_S.mean(dim=1), master.squeeze(1)], dim=1)
+        embedding = self._embed(e.amax(dim=3).transpose(1, 2), e.amax(dim=2).transpose(1, 2))
         return embedding, self.out_layer(embedding)

@@ -13,6 +13,9 @@ try:  # the ResNet-34 system lives in its own file
     ARCHITECTURES["ResNet34"] = ResNet34
 except ImportError:  # pragma: no cover - only while that file is absent
     pass
+from .ssl_aasist import SSL_AASIST  # noqa: E402
+
+ARCHITECTURES["SSL_AASIST"] = SSL_AASIST
 
 
 class CheckpointError(Exception):
@@ -45,6 +48,11 @@ def load_model(model_config: dict, checkpoint: str | Path, input_policy: str = "
     cls = ARCHITECTURES[arch]
     path = Path(checkpoint)
     state = _state_dict(path)
+    if hasattr(cls, "convert_state_dict"):  # a foreign layout renamed to the model's own
+        try:
+            state = cls.convert_state_dict(state)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     try:
         model = cls(model_config, cls.num_classes_in(state), input_policy)
     except KeyError as exc:

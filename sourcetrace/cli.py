@@ -29,13 +29,18 @@ pipeline:
 """
 
 
+CHECKPOINT_HINTS = {  # architecture -> where its README section tells about its checkpoint
+    "ResNet34": "; the ResNet-34_STOPA checkpoint is not public, see README.md, 'ResNet-34'",
+    "SSL_AASIST": "; which published SSL-AASIST checkpoints load: README.md, 'SSL-AASIST'",
+}
+
+
 def require_checkpoint(config: dict) -> None:
     """A stage that loads the model says where its checkpoint goes when it is missing."""
     path = Path(config["model_path"])
     if not path.is_file():
         raise StageError(f"{path}: checkpoint of {config['system']} not found; put the checkpoint there or set "
-                         "model_path" + ("; the ResNet-34_STOPA checkpoint is not public, see README.md, 'ResNet-34'"
-                                         if config["model_config"].get("architecture") == "ResNet34" else ""))
+                         "model_path" + CHECKPOINT_HINTS.get(config["model_config"].get("architecture"), ""))
 
 
 def parser_for(stage: Stage) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from models.hparams import AASIST_DEFAULT, check_model_config
+from models.hparams import AASIST_DEFAULT, check_model_config, default_max_seconds
 
 from .checks import is_int, is_number
 from .errors import StageError
@@ -94,6 +94,10 @@ def _fraction(v):
     return None if ok else "a number >= 0 and < 1 (0: no dev set, the last epoch is kept)"
 
 
+def _max_seconds(v):
+    return None if v is None or is_number(v, 0, strict=True) else "a number > 0, or null (the architecture's default)"
+
+
 def _object(v):
     return None if isinstance(v, dict) else "an object"
 
@@ -118,9 +122,11 @@ SCHEMA: dict[str, Key] = {
     "on_error": Key("fail", _choice("fail", "skip")),
     "chunk_size": Key(512, _int(1)),
     "precision": Key("fp32", _choice(*PRECISION_NAMES)),
-    # AASIST under `full` needs about 0.95 GB of memory per minute of audio: 300 s (4.7 GB for
-    # one utterance) leaves a 24 GB machine room for decoding ahead and the rest of a batch
-    "max_seconds": Key(300, _number(0)),
+    # null: the architecture's default (models.hparams.default_max_seconds). AASIST under `full` needs
+    # about 0.95 GB of memory per minute of audio: 300 s (4.7 GB for one utterance) leaves a
+    # 24 GB machine room for decoding ahead and the rest of a batch; SSL_AASIST embeds long
+    # inputs in windows (bounded memory) and allows 600 s
+    "max_seconds": Key(None, _max_seconds),
     # under `reference`, stage 3 batches the rows of this trial file in its order (the published
     # scripts extracted one file's utterances and attached them to every file by row order)
     "reference_trial_file": Key("AA01-co-100", _string),
@@ -185,6 +191,8 @@ def validate(config: dict, source: str) -> None:
     problem = check_model_config(config["model_config"])
     if problem:
         raise StageError(f"{source}: model_config: {problem}")
+    if config["max_seconds"] is None:  # resolved here, so records hold the value in force
+        config["max_seconds"] = default_max_seconds(config["model_config"])
     try:
         validate_train_section(config)
     except StageError as exc:

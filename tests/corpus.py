@@ -98,3 +98,43 @@ def make_corpus(root: Path, enroll_per_attack: int = 4, trials_per_attack: int =
                     lines.append(" ".join([fp, name, tam, tvm, t_attack] + [str(f) for f in flags]))
                 (trial_dir / f"{fp}_trials.txt").write_text("\n".join(lines) + "\n")
     return Corpus(root, database, enroll_dir, trial_dir, fingerprints)
+
+
+MINI_STOPA = Path(__file__).resolve().parents[1] / "mini_stopa" / "corpus"
+
+
+def mini_stopa_subset(root: Path, known: list[str], per_attack: int = 3) -> tuple[Path, Path]:
+    """Enrollment and trial protocol folders under `root` for a subset of the bundled Mini-STOPA:
+    fingerprints `<ATK>-co-1` and `<ATK>-nc-5` of each `known` attack, each trial file cut to
+    its first `per_attack` rows of every evaluation attack. Returns (enroll_dir, trial_dir)."""
+    enroll, trials = root / "enroll", root / "trials"
+    enroll.mkdir()
+    trials.mkdir()
+    for attack in known:
+        for fp in (f"{attack}-co-1", f"{attack}-nc-5"):
+            (enroll / f"{fp}.txt").write_text((MINI_STOPA / "protocols_fingerprint_extraction" / f"{fp}.txt").read_text())
+            lines = (MINI_STOPA / "protocols_trials_extended" / f"{fp}_trials.txt").read_text().splitlines()
+            seen: dict[str, int] = {}
+            kept = [lines[0]]
+            for line in lines[1:]:
+                atk = line.split()[4]
+                seen[atk] = seen.get(atk, 0) + 1
+                if seen[atk] <= per_attack:
+                    kept.append(line)
+            (trials / f"{fp}_trials.txt").write_text("\n".join(kept) + "\n")
+    return enroll, trials
+
+
+def reference_eer(target, nontarget) -> float:
+    """The ASVspoof / AASIST `compute_eer` in percent, rounded to 2 decimals, written out here
+    independently of the library."""
+    scores = np.concatenate([target, nontarget])
+    labels = np.concatenate([np.ones(len(target)), np.zeros(len(nontarget))])
+    order = np.argsort(scores, kind="mergesort")
+    labels = labels[order]
+    tar_trial_sums = np.cumsum(labels)
+    nontarget_trial_sums = len(nontarget) - (np.arange(1, len(scores) + 1) - tar_trial_sums)
+    frr = np.concatenate((np.atleast_1d(0), tar_trial_sums / len(target)))
+    far = np.concatenate((np.atleast_1d(1), nontarget_trial_sums / len(nontarget)))
+    i = np.argmin(np.abs(frr - far))
+    return round(float(np.mean((frr[i], far[i]))) * 100, 2)

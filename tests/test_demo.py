@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from corpus import mini_stopa_subset, reference_eer
 from sourcetrace.registry import STAGES as REGISTRY
 from sourcetrace.report import table
 
@@ -15,18 +16,6 @@ STAGES = [REGISTRY[n].script for n in range(1, 6)]
 LABELS = {"ATK": "IsTargetATK", "AcousticModel": "IsTargetAcousticModel", "VocoderModel": "IsTargetVocoderModel"}
 
 
-def reference_eer(target, nontarget):
-    """The ASVspoof / AASIST `compute_eer`, written out here independently of the library."""
-    scores = np.concatenate([target, nontarget])
-    labels = np.concatenate([np.ones(len(target)), np.zeros(len(nontarget))])
-    order = np.argsort(scores, kind="mergesort")
-    labels = labels[order]
-    tar_trial_sums = np.cumsum(labels)
-    nontarget_trial_sums = len(nontarget) - (np.arange(1, len(scores) + 1) - tar_trial_sums)
-    frr = np.concatenate((np.atleast_1d(0), tar_trial_sums / len(target)))
-    far = np.concatenate((np.atleast_1d(1), nontarget_trial_sums / len(nontarget)))
-    i = np.argmin(np.abs(frr - far))
-    return round(float(np.mean((frr[i], far[i]))) * 100, 2)
 KNOWN = ["AA01", "AA03", "AA05"]
 
 
@@ -41,21 +30,7 @@ def test_demo_configs_point_at_the_mini_corpus():
 def subset_run(tmp_path_factory):
     """Three known attacks, two fingerprints each, three trial utterances per attack."""
     root = tmp_path_factory.mktemp("demo")
-    enroll, trials = root / "enroll", root / "trials"
-    enroll.mkdir()
-    trials.mkdir()
-    for attack in KNOWN:
-        for fp in (f"{attack}-co-1", f"{attack}-nc-5"):
-            (enroll / f"{fp}.txt").write_text((CORPUS / "protocols_fingerprint_extraction" / f"{fp}.txt").read_text())
-            lines = (CORPUS / "protocols_trials_extended" / f"{fp}_trials.txt").read_text().splitlines()
-            seen: dict[str, int] = {}
-            kept = [lines[0]]
-            for line in lines[1:]:
-                atk = line.split()[4]
-                seen[atk] = seen.get(atk, 0) + 1
-                if seen[atk] <= 3:
-                    kept.append(line)
-            (trials / f"{fp}_trials.txt").write_text("\n".join(kept) + "\n")
+    enroll, trials = mini_stopa_subset(root, KNOWN)
     args = ["--config", str(REPO / "config" / "demo.conf"), "--set", f"database_path={CORPUS}",
             "--set", f"enroll_protocol_dir={enroll}", "--set", f"trial_protocol_dir={trials}",
             "--set", f"output_dir={root / 'out'}", "--set", "known_attacks=" + json.dumps(KNOWN),

@@ -1,8 +1,8 @@
 """Checkpoints of a training run: `best.pth` for the five stages, `last.pt` to resume.
 
 `best.pth` is in the format `models.load_model` reads with `strict=True`: AASIST a plain
-state dict (as clovaai/aasist saves), ResNet-34 the ASVspoof 5 toolkit's dict with the state
-dict under `model` (plus `epochs`, `name`, `config` and `classes`). Both get the sorted class
+state dict (as clovaai/aasist saves), ResNet-34 (and SSL-AASIST) the ASVspoof 5 toolkit's
+dict with the state dict under `model` (plus `epochs`, `name`, `config` and `classes`). Both get the sorted class
 list beside them, one class a line: `best.classes.txt` (line i = output i).
 
 `last.pt` holds everything a resumed run needs to continue bitwise: model, optimizer and
@@ -24,7 +24,7 @@ from ..errors import StageError
 from ..store import atomic_path
 
 log = logging.getLogger(__name__)
-HEAD_PREFIX = {"AASIST": "out_layer.", "ResNet34": "output."}
+HEAD_PREFIX = {"AASIST": "out_layer.", "ResNet34": "output.", "SSL_AASIST": "out_layer."}
 
 
 def classes_path(checkpoint: Path) -> Path:
@@ -44,7 +44,7 @@ def save_best(path: Path, arch: str, state: dict, classes: list[str], epoch: int
               model_config: dict) -> None:
     """Write `path` and its classes file beside it."""
     state = {k: v.detach().cpu().clone() for k, v in state.items()}
-    if arch == "ResNet34":
+    if arch != "AASIST":
         _save({"model": state, "epochs": epoch, "name": system, "config": dict(model_config),
                "classes": list(classes)}, path)
     else:
@@ -139,3 +139,22 @@ def load_last(path: Path, key: str) -> dict | None:
                     path)
         return None
     return state
+
+
+def load_ssl_weights(model: torch.nn.Module, path: Path) -> None:
+    """`train.ssl_weights`: a pretrained SSL model's state dict (fairseq, Hugging Face or
+    torchaudio names; a dict with it under `model` too) into `model.ssl_model`, strict."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"train.ssl_weights: {path}: file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # fairseq's own checkpoints hold their config as Python objects
+        raise StageError(f"train.ssl_weights: {path}: not a state dict that loads with weights_only=True "
+                         f"({type(exc).__name__}); save the state dict alone (see README)") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    try:
+        model.load_ssl_weights(obj)
+    except (ValueError, RuntimeError) as exc:
+        raise StageError(f"train.ssl_weights: {path}: {str(exc).splitlines()[0]}") from None

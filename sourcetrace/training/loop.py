@@ -149,7 +149,6 @@ def _fit(job: Job) -> list[dict]:
     opt = recipes.optimizer(s, params)
     steps_per_epoch = recipes.total_steps(len(job.train_set), per_rank, world.size, 1)
     sched = recipes.scheduler(s, opt, steps_per_epoch * s["epochs"])
-    loss_fn = recipes.loss_function(s, job.classes)
     history, best, start = [], None, 0
     state = checkpoints.load_last(job.work / "last.pt", job.key)
     if state is not None:
@@ -162,8 +161,11 @@ def _fit(job: Job) -> list[dict]:
             print(f"resuming {job.system} after epoch {start} of {s['epochs']} ({job.work / 'last.pt'})")
     module = model
     if world.distributed:
+        # an SSL front-end may leave parameters without gradient in a step (frozen for the first
+        # epochs, LayerDrop of torchaudio's builders): DDP must expect that for SSL-AASIST
         module = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[job.device.index] if job.device.type == "cuda" else None)
+            model, device_ids=[job.device.index] if job.device.type == "cuda" else None,
+            find_unused_parameters=job.arch == "SSL_AASIST")
     quiet = not world.is_main or logging.getLogger().getEffectiveLevel() > logging.INFO
 
     for epoch in range(start, s["epochs"]):
@@ -177,14 +179,24 @@ def _fit(job: Job) -> list[dict]:
                             generator=torch.Generator().manual_seed(s["seed"] + epoch))
         torch.manual_seed((s["seed"] * 1_000_003 + epoch) * 1009 + world.rank)
         loss_sum = correct = seen = 0.0
+        loss_fn = recipes.loss_function(s, job.classes, epoch)
+        if s.get("ssl_frozen_epochs"):
+            model.ssl_frozen_now = epoch < s["ssl_frozen_epochs"]
         module.train()
         bar = tqdm(loader, desc=f"{job.system} epoch {epoch + 1}/{s['epochs']}", unit="batch", disable=quiet)
         for step, (waves, targets) in enumerate(bar, start=epoch * steps_per_epoch + 1):
             kill_point(f"train-step-{step}")  # tests: SOURCETRACE_TEST_KILL_AT=train-step-N
             waves, targets = waves.to(job.device, non_blocking=True), targets.to(job.device, non_blocking=True)
+            mix = recipes.mixup_draw(s, epoch, step, world.rank, len(targets))
+            if mix is not None:
+                model.mixup = (mix[0].to(job.device), mix[1])
             with _autocast(job):
                 _, logits = module(waves)
+            if mix is not None:
+                model.mixup = None
             loss = loss_fn(logits.float(), targets)
+            if mix is not None:  # the mixed inputs' loss: lam on their own classes, 1 - lam on their partners'
+                loss = mix[1] * loss + (1 - mix[1]) * loss_fn(logits.float(), targets[mix[0].to(job.device)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

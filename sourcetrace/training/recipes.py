@@ -12,6 +12,17 @@
   up to `freq_mask` filterbank bins and one span of up to `time_mask` frames per utterance
   (torchaudio), constant learning rate, 100 epochs. The toolkit's noise, reverberation and
   codec augmentation is not reproduced.
+- SSL-AASIST, after Tak et al. 2022 (SSL_Anti-spoofing, `main_SSL_LA.py`, recipe `tak2022`):
+  Adam (lr 1e-6, weight decay 1e-4), constant learning rate, batch 14, 64600-sample inputs,
+  cross-entropy (weighted 0.1 spoof / 0.9 bona fide there, on the label target), the whole
+  network fine-tuned, 100 epochs. Its RawBoost augmentation is not reproduced.
+- SSL-AASIST for source tracing, after Chhibber, Mishra, Kinnunen 2025 (recipe
+  `chhibber2025`, `train_SSL_AASIST_AAM_RegMixup.py`): Adam (lr 1e-4, weight decay 1e-4),
+  cosine per step down to 5e-6, batch 16, additive angular margin softmax (scale 30, margin
+  0.5 reached linearly over the first 10 epochs: epoch e uses 0.5 * e / 10), mixup of the SSL
+  features (lam ~ Beta(0.4, 0.4), from epoch 10), the SSL model frozen for the first 5
+  epochs. Not reproduced: its silence trimming and its first-64600-samples crop (here a
+  random crop), its selection of the epoch by dev EER (here dev loss).
 
 The defaults and checks of every setting are in settings.py.
 """
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,11 +56,13 @@ def init_untrained(model: nn.Module) -> None:
 
 
 def freeze_unused(model: nn.Module) -> None:
-    """AASIST's residual blocks keep a `bn1` that their forward never reads (see
-    models/aasist.py): it gets no gradient, so it is frozen, which DistributedDataParallel
-    needs (every trainable parameter must receive a gradient each step)."""
+    """AASIST's (and SSL-AASIST's) residual blocks keep a `bn1` that their forward never reads
+    (see models/aasist.py), and an SSL model read at an inner layer leaves the layers above
+    unused: they get no gradient, so they are frozen, which DistributedDataParallel needs
+    (every trainable parameter must receive a gradient each step)."""
+    unused = set(model.unused_parameter_names()) if hasattr(model, "unused_parameter_names") else set()
     for name, param in model.named_parameters():
-        if name.startswith("encoder.") and ".bn1." in name:
+        if (name.startswith("encoder.") and ".bn1." in name) or name in unused:
             param.requires_grad_(False)
 
 
@@ -64,9 +78,27 @@ def scheduler(settings: dict, opt: torch.optim.Optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
 
 
-def loss_function(settings: dict, classes: list[str]):
-    """`loss(logits, targets) -> scalar`: additive-margin softmax on ResNet-34's cosines,
-    (weighted) cross-entropy on AASIST's logits."""
+def aam_margin(settings: dict, epoch: int) -> float:
+    """The additive angular margin of 0-based `epoch`: `aam_margin * min(1, epoch / aam_warmup_epochs)`."""
+    warmup = settings["aam_warmup_epochs"]
+    return settings["aam_margin"] * (min(1.0, epoch / warmup) if warmup else 1.0)
+
+
+def loss_function(settings: dict, classes: list[str], epoch: int = 0):
+    """`loss(logits, targets) -> scalar` for 0-based `epoch`: additive-margin softmax on
+    ResNet-34's cosines; additive angular margin softmax on SSL-AASIST's cosines under
+    `loss: aam` (ArcFace: the target's logit is s cos(theta + m), the others s cos(theta),
+    cosines clamped to 1 - 1e-7 in magnitude, m from `aam_margin`); (weighted) cross-entropy
+    on the logits otherwise."""
+    if settings.get("loss") == "aam":
+        scale, margin = settings["aam_scale"], aam_margin(settings, epoch)
+
+        def aam_softmax(cosines, targets):
+            cosines = cosines.clamp(-1 + 1e-7, 1 - 1e-7)
+            target = F.one_hot(targets, cosines.shape[1]).bool()
+            logits = torch.where(target, torch.cos(torch.acos(cosines) + margin), cosines)
+            return F.cross_entropy(scale * logits, targets)
+        return aam_softmax
     if "am_scale" in settings:
         scale, margin = settings["am_scale"], settings["am_margin"]
 
@@ -82,6 +114,17 @@ def loss_function(settings: dict, classes: list[str]):
         weight = torch.tensor([float(weights.get(c, 1.0)) for c in classes])
         return lambda logits, targets: F.cross_entropy(logits, targets, weight=weight.to(logits.device))
     return F.cross_entropy
+
+
+def mixup_draw(settings: dict, epoch: int, step: int, rank: int, n: int) -> tuple[torch.Tensor, float] | None:
+    """`(permutation of the n utterances, lam)` of one training step under mixup (lam ~
+    Beta(mixup_alpha, mixup_alpha), from epoch `mixup_start_epoch` on), else None; drawn from
+    (seed, epoch, step, rank) alone, so a resumed run draws the same."""
+    alpha = settings.get("mixup_alpha", 0)
+    if not alpha or epoch < settings["mixup_start_epoch"]:
+        return None
+    rng = np.random.default_rng([settings["seed"], epoch, step, rank])
+    return torch.from_numpy(rng.permutation(n)), float(rng.beta(alpha, alpha))
 
 
 def attach_spec_augment(model: nn.Module, settings: dict) -> None:

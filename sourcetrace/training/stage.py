@@ -40,13 +40,15 @@ def _usable(ctx, rows: list[data.TrainRow]) -> tuple[list[data.TrainRow], list[S
 
 def inputs(cfg) -> dict:
     """Identities of what training reads besides its config values: the `train` settings with
-    the recipe's defaults (less `num_workers`, which changes no result; `init` as the SHA-256
-    of the checkpoint it names), the protocols (content) and their audio (size and time)."""
+    the recipe's defaults (less `num_workers`, which changes no result; `init` and
+    `ssl_weights` as the SHA-256 of the file they name), the protocols (content) and their
+    audio (size and time)."""
     from ..provenance import file_digest
     from ..stages.extraction import audio_identity
     settings = {k: v for k, v in train_settings(cfg).items() if k != "num_workers"}
-    if settings["init"]:
-        settings["init"] = file_digest(Path(settings["init"])) if Path(settings["init"]).is_file() else "missing"
+    for key in ("init", "ssl_weights"):  # checkpoints it starts from, by content
+        if settings.get(key):
+            settings[key] = file_digest(Path(settings[key])) if Path(settings[key]).is_file() else "missing"
     found = {"train_settings": settings}
     for key in ("train_protocol", "dev_protocol"):
         if cfg[key]:
@@ -103,6 +105,8 @@ def _model(cfg, arch: str, s: dict, classes: list[str]) -> torch.nn.Module:
     recipes.init_untrained(model)
     recipes.freeze_unused(model)
     recipes.attach_spec_augment(model, s)
+    if s.get("ssl_weights"):
+        checkpoints.load_ssl_weights(model, Path(s["ssl_weights"]))
     if s["init"]:
         checkpoints.init_from(model, arch, cfg["model_config"], Path(s["init"]), classes, s["init_head"])
     return model

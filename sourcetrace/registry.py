@@ -64,11 +64,12 @@ STAGES: dict[int, Stage] = {s.number: s for s in [
           WHERE + MODEL + ("database_path", "trial_protocol_dir", "trial_audio", "reference_trial_file"), (),
           "sourcetrace.stages.trials:run", "sourcetrace.stages.trials:inputs"),
     Stage(4, "cosine_sim.py",
-          "cosine score of every trial row of the known attacks' fingerprints",
-          WHERE + ("trial_protocol_dir", "known_attacks"), (2, 3),
+          "score (cosine or another back-end) of every trial row of the known attacks' fingerprints",
+          WHERE + ("trial_protocol_dir", "known_attacks", "backend", "asnorm_top_n", "knn_k"), (1, 2, 3),
           "sourcetrace.stages.score:run", "sourcetrace.stages.score:inputs"),
     Stage(5, "compute_eer_pooled.py",
-          "pooled EERs of the known and unknown scenarios by ATK, AM and VM, and the wider evaluation",
+          "pooled EERs of the known and unknown scenarios by ATK, AM and VM, the wider evaluation, "
+          "attribution and unknown-source detection",
           WHERE + EVALUATION, (4,),
           "sourcetrace.stages.pool:run", "sourcetrace.stages.pool:inputs", standalone_input="evaluation_csv"),
 ]}

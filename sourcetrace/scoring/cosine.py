@@ -15,6 +15,22 @@ def _norms(matrix: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
 
 
+def cosines(t: np.ndarray, f: np.ndarray, f_norm: np.ndarray | None = None) -> np.ndarray:
+    """float64 cos(t_i, f_j) of every row pair of two float64 matrices (0 for a zero-norm row)."""
+    f_norm = _norms(f) if f_norm is None else f_norm
+    denominator = np.outer(_norms(t), f_norm)
+    dots = t @ f.T
+    return np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
+
+
+def blocks(trials: np.ndarray, block: int = 8192, center: np.ndarray | None = None):
+    """(start, float64 rows) of `trials` in blocks of `block` rows, minus `center` when given:
+    the float64 copy of a STOPA-size trial matrix never exists whole."""
+    for start in range(0, len(trials), block):
+        t = np.asarray(trials[start:start + block], dtype=np.float64)
+        yield start, t if center is None else t - center
+
+
 def similarity(fingerprints: np.ndarray, trials: np.ndarray, block: int = 8192) -> np.ndarray:
     """(trial utterances x fingerprints) cosine matrix, computed in float64, stored as float32.
 
@@ -24,9 +40,6 @@ def similarity(fingerprints: np.ndarray, trials: np.ndarray, block: int = 8192) 
     f = np.asarray(fingerprints, dtype=np.float64)
     f_norm = _norms(f)
     out = np.empty((len(trials), len(f)), dtype=np.float32)
-    for start in range(0, len(trials), block):
-        t = np.asarray(trials[start:start + block], dtype=np.float64)
-        denominator = np.outer(_norms(t), f_norm)
-        dots = t @ f.T
-        out[start:start + block] = np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
+    for start, t in blocks(trials, block):
+        out[start:start + len(t)] = cosines(t, f, f_norm)
     return out

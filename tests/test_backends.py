@@ -216,3 +216,37 @@ def test_stage5_attribution_and_detection_equal_scikit_learn(tmp_path, capsys, t
         assert float(row["eer"]) == pytest.approx(100 * eer) and float(row["eer_threshold"]) == threshold
     for name in ("attribution_confusion.png", "unknown_detection.png"):
         assert (out / "AASIST_CM_EERs_pooled" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_leaves_the_system_outputs_alone(tmp_path, capsys, tmp_path_factory):
+    """Every back-end's outputs in their own area, equal to the stages' own run with that back-end."""
+    import hashlib
+    from sourcetrace import compare
+    from stagerun import completed, stage
+    completed(tmp_path, tmp_path_factory)
+    out = tmp_path / "out"
+
+    def digests():
+        return {p.relative_to(out): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(out.rglob("*")) if p.is_file() and "_compare" not in str(p)}
+
+    before = digests()
+    assert compare.main(["--config", str(tmp_path / "sys.conf"), "--backends", "cosine,knn", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert digests() == before
+    area = out / "AASIST_CM_compare"
+    rows = {r["backend"]: r for r in read_csv_rows(area / "comparison.csv")}
+    assert list(rows) == ["cosine", "knn"] and "knn " in printed
+    for backend in ("cosine", "knn"):
+        assert stage(tmp_path, 4, "--set", f"backend={backend}", "-q") == 0
+        assert stage(tmp_path, 5, "--set", f"backend={backend}", "-q") == 0
+        capsys.readouterr()
+        for name in ("AASIST_CM_evaluation.csv", "AASIST_CM_EERs_pooled/metrics.csv",
+                     "AASIST_CM_EERs_pooled/attribution.csv", "AASIST_CM_EERs_pooled/unknown_detection.csv"):
+            assert (area / backend / name).read_bytes() == (out / name).read_bytes(), (backend, name)
+        pooled = {(r["scenario"], r["label"]): r["eer"] for r in read_csv_rows(out / "AASIST_CM_EERs_pooled/metrics.csv")
+                  if r["condition"] == "pooled"}
+        assert float(rows[backend]["known_VM"]) == float(pooled[("known", "VocoderModel")])
+        assert float(rows[backend]["unknown_ATK"]) == float(pooled[("unknown", "ATK")])
+    assert compare.main(["--config", str(tmp_path / "sys.conf"), "--backends", "cosine,plda"]) == 2
+    assert "error: --backends 'cosine,plda': each must be one of" in capsys.readouterr().err

@@ -49,10 +49,10 @@ def run(ctx) -> StageResult:
     return StageResult(write_pooled(ctx.cfg, ctx.paths, source, table, ctx.output))
 
 
-def write_pooled(cfg, paths, source, table, output) -> list:
+def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
     """Every stage-5 output from the evaluation `table` (read from `source`); `output(final_path)`
     names where to write each (the runner's staging folder, or the comparison command's
-    area). Prints the table; returns the final paths."""
+    area). Prints the table (with `show`); returns the final paths."""
     try:
         table = pool_table(table, cfg["known_attacks"])
         rows = pooled_rows(table, cfg["known_attacks"], pooled=True)
@@ -83,8 +83,9 @@ def write_pooled(cfg, paths, source, table, output) -> list:
     if trials.incomplete:
         log.warning("%d (utterance, condition) pair(s) left out of attribution and unknown-source detection: "
                     "not scored against every fingerprint of the condition", trials.incomplete)
-    print(f"{paths.system} pooled EER (%), unknown scenario filter: {cfg['unknown_filter']}")
-    print(f"{'':10s}{'ATK':>8s}{'AM':>8s}{'VM':>8s}")
-    for scenario in ("known", "unknown"):
-        print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in metrics.LABELS))
+    if show:
+        print(f"{paths.system} pooled EER (%), unknown scenario filter: {cfg['unknown_filter']}")
+        print(f"{'':10s}{'ATK':>8s}{'AM':>8s}{'VM':>8s}")
+        for scenario in ("known", "unknown"):
+            print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in metrics.LABELS))
     return [*files.values(), *(out / p.name for p in wider + attributed)]

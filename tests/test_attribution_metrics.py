@@ -127,3 +127,28 @@ def test_attribution_needs_one_am_per_attack():
     table = table.set_column(2, "AcousticModel", pa.array(["am1", "am9"]))
     with pytest.raises(ValueError, match="attack AA01 has several AcousticModel values"):
         attribution_trials(table, ["AA01"])
+
+
+def test_report_has_attribution_and_detection_sections(tmp_path):
+    from sourcetrace.attribution import write_attribution
+    from sourcetrace.evaluation import write_evaluation
+    from sourcetrace.report import markdown
+    from test_evaluation_metrics import OPTIONS, small
+    folder = tmp_path / "SYS_EERs_pooled"
+    folder.mkdir()
+    (folder / "pooled_eer_kn.csv").write_text(",EER\nATK,0.0\nAcousticModel,0.0\nVocoderModel,12.5\n")
+    (folder / "pooled_eer_ukn.csv").write_text(",EER\nATK,0.0\nAcousticModel,0.0\nVocoderModel,25.0\n")
+    write_evaluation(folder, small(), unknown_filter="reference", **OPTIONS)
+    without = markdown(tmp_path, ["SYS"], False, tmp_path / "report.md")
+    assert "attribution" not in without.lower()  # a stage 5 from before: no section
+    rows = [(f, a, u, s) for f, a, u, s in [("AA01-co-1", "AA01", "u1", 0.9), ("AA03-co-1", "AA01", "u1", 0.2),
+                                           ("AA01-co-1", "AA03", "u2", 0.6), ("AA03-co-1", "AA03", "u2", 0.4),
+                                           ("AA01-co-1", "AA09", "u3", 0.3), ("AA03-co-1", "AA09", "u3", 0.1)]]
+    write_attribution(folder, attribution_trials(evaluation_table(rows), ["AA01", "AA03"]))
+    text = markdown(tmp_path, ["SYS"], False, tmp_path / "report.md")
+    # u1 right, u2 wrong (AA03 -> AA01): 50 %; AM: am1 vs am2 likewise
+    assert "| pooled | pooled | 2 | 50.00 | 50.00 |" in text
+    # known 0.9, 0.6 vs unknown 0.3: AUROC 1; TPR >= 95 % keeps both, threshold 0.6: FPR 0
+    assert "| pooled | pooled | 2 | 1 | 1.000 | 0.00 | 0.00 |" in text
+    assert "![SYS, attribution confusion matrix](SYS_EERs_pooled/attribution_confusion.png)" in text
+    assert "(SYS_EERs_pooled/unknown_detection.png)" in text

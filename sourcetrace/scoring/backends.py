@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import BACKENDS
-from .cosine import _norms, blocks, cosines, similarity
+from .cosine import blocks, similarity, unit_rows
 
 __all__ = ["BACKENDS", "Enrollment", "asnorm", "centered", "knn", "score_matrix"]
 
@@ -62,12 +62,16 @@ def centered(fingerprints: np.ndarray, trials: np.ndarray, cohort: np.ndarray, b
     if not len(cohort):
         raise ValueError("centered needs enrollment embeddings of the known attacks (the cohort is empty)")
     mu = cohort.mean(axis=0)
-    f = np.asarray(fingerprints, dtype=np.float64) - mu
-    f_norm = _norms(f)
+    f = unit_rows(np.asarray(fingerprints, dtype=np.float64) - mu)
     out = np.empty((len(trials), len(f)), dtype=np.float32)
     for start, t in blocks(trials, block, center=mu):
-        out[start:start + len(t)] = cosines(t, f, f_norm)
+        out[start:start + len(t)] = unit_rows(t) @ f.T
     return out
+
+
+def _rows_per_block(columns: int, block: int) -> int:
+    """Trial rows per block so that a (rows x columns) float64 cosine block stays near 256 MB."""
+    return max(64, min(block, (1 << 25) // max(columns, 1)))
 
 
 def asnorm(fingerprints: np.ndarray, fingerprint_attacks: list[str], trials: np.ndarray, cohort: np.ndarray,
@@ -81,6 +85,10 @@ def asnorm(fingerprints: np.ndarray, fingerprint_attacks: list[str], trials: np.
 
     All of C_f when it has fewer than `top_n` members; a standard deviation of 0 counts as 1.
     ValueError when some fingerprint's C_f is empty (a single known attack).
+
+    The top `top_n` of C_f are the top `top_n` of the union of each other attack's own top
+    `top_n`, so each trial's cohort scores are partitioned once per attack, not once per
+    excluded attack.
     """
     f = np.asarray(fingerprints, dtype=np.float64)
     cohort = np.asarray(cohort, dtype=np.float64)
@@ -92,19 +100,25 @@ def asnorm(fingerprints: np.ndarray, fingerprint_attacks: list[str], trials: np.
         raise ValueError(f"asnorm: no cohort for the fingerprints of {', '.join(empty)} "
                          "(it needs enrollment embeddings of another known attack)")
     column = np.array([attacks.index(a) for a in fingerprint_attacks], dtype=np.int64)
-    f_norm, c_norm = _norms(f), _norms(cohort)
-    fc = cosines(f, cohort, c_norm)
+    f, cohort = unit_rows(f), unit_rows(cohort)
+    fc = f @ cohort.T
     mu_e, sd_e = np.empty(len(f)), np.empty(len(f))
     for j, a in enumerate(column):
         m, s = _stats(fc[j:j + 1, masks[a]], top_n)
         mu_e[j], sd_e[j] = m[0], s[0]
+    groups = [np.flatnonzero(cohort_attacks == g) for g in sorted(set(cohort_attacks.tolist()))]
+    group_attack = [cohort_attacks[g[0]] for g in groups]
     out = np.empty((len(trials), len(f)), dtype=np.float32)
-    for start, t in blocks(trials, block):
-        s = cosines(t, f, f_norm)
-        tc = cosines(t, cohort, c_norm)
+    for start, t in blocks(trials, _rows_per_block(len(cohort), block)):
+        t = unit_rows(t)
+        s = t @ f.T
+        tc = t @ cohort.T
+        tops = [_top(tc[:, g], top_n) for g in groups]
+        del tc
         mu_t, sd_t = np.empty((len(t), len(attacks))), np.empty((len(t), len(attacks)))
-        for a, mask in enumerate(masks):
-            mu_t[:, a], sd_t[:, a] = _stats(tc[:, mask], top_n)
+        for a, attack in enumerate(attacks):
+            others = np.concatenate([top for top, b in zip(tops, group_attack) if b != attack], axis=1)
+            mu_t[:, a], sd_t[:, a] = _stats(others, top_n)
         out[start:start + len(t)] = ((s - mu_e) / sd_e + (s - mu_t[:, column]) / sd_t[:, column]) / 2
     return out
 
@@ -122,13 +136,21 @@ def knn(members: list[np.ndarray], trials: np.ndarray, k: int = 5, block: int = 
     every = np.ascontiguousarray(np.concatenate(members))
     row_bytes = every.view(np.dtype((np.void, every.dtype.itemsize * every.shape[1]))).ravel()
     _, first, inverse = np.unique(row_bytes, return_index=True, return_inverse=True)
-    distinct = np.asarray(every[first], dtype=np.float64)
+    # distinct rows in order of first appearance: a fingerprint listing the first N utterances
+    # of a larger one (STOPA's enrollment sizes) then reads one contiguous slice
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    distinct = unit_rows(every[first[order]])
     bounds = np.cumsum([0] + [len(m) for m in members])
-    columns = [inverse.ravel()[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
-    d_norm = _norms(distinct)
+    columns = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        column = rank[inverse.ravel()[lo:hi]]
+        contiguous = np.array_equal(column, np.arange(column[0], column[0] + len(column)))
+        columns.append(slice(int(column[0]), int(column[0]) + len(column)) if contiguous else column)
     out = np.empty((len(trials), len(members)), dtype=np.float32)
-    for start, t in blocks(trials, block):
-        c = cosines(t, distinct, d_norm)
+    for start, t in blocks(trials, _rows_per_block(len(distinct), block)):
+        c = unit_rows(t) @ distinct.T
         for j, column in enumerate(columns):
             out[start:start + len(t), j] = _top(c[:, column], k).mean(axis=1)
     return out

@@ -23,6 +23,19 @@ def cosines(t: np.ndarray, f: np.ndarray, f_norm: np.ndarray | None = None) -> n
     return np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """float64 rows scaled to unit length (a zero row stays zero, so its cosines are 0).
+
+    `unit_rows(t) @ unit_rows(f).T` is the cosine matrix in one matrix product, without the
+    full-size denominator `cosines` forms; it differs from `cosines` in the last float64 bits
+    only, far below the float32 the scores are stored in. The back-ends other than `cosine`
+    use it (`similarity` keeps its own arithmetic, so STOPA's scores stay byte-identical).
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    norms = _norms(matrix)
+    return matrix / np.where(norms > 0, norms, 1.0)[:, None]
+
+
 def blocks(trials: np.ndarray, block: int = 8192, center: np.ndarray | None = None):
     """(start, float64 rows) of `trials` in blocks of `block` rows, minus `center` when given:
     the float64 copy of a STOPA-size trial matrix never exists whole."""

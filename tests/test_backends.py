@@ -62,13 +62,16 @@ def reference_asnorm(fps, fp_attacks, trials, cohort, cohort_attacks, top_n):
     return out
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_backends_equal_a_per_pair_computation(seed):
+@pytest.mark.parametrize("seed,shared", [(0, "nested"), (1, "overlapping")])
+def test_backends_equal_a_per_pair_computation(seed, shared):
     rng = np.random.default_rng(seed)
-    dim, attacks = 6, ["A", "B", "C"]
+    dim = 6
     members = [rng.standard_normal((n, dim)).astype(np.float32) + 0.5 for n in (1, 3, 7, 2)]
     members.append(members[2][:4].copy())  # a fingerprint sharing utterances with another
     fp_attacks = ["A", "A", "B", "C", "B"]
+    if shared == "overlapping":  # neither nested nor disjoint, and not a contiguous run
+        members += [members[2][2:6].copy(), members[2][::2].copy()]
+        fp_attacks += ["B", "B"]
     fps = np.stack([m.astype(np.float64).mean(axis=0) for m in members]).astype(np.float32)
     cohort = rng.standard_normal((9, dim)).astype(np.float32)
     cohort_attacks = np.array(["A", "B", "C"] * 3)

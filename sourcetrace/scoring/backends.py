@@ -106,15 +106,22 @@ def asnorm(fingerprints: np.ndarray, fingerprint_attacks: list[str], trials: np.
     for j, a in enumerate(column):
         m, s = _stats(fc[j:j + 1, masks[a]], top_n)
         mu_e[j], sd_e[j] = m[0], s[0]
-    groups = [np.flatnonzero(cohort_attacks == g) for g in sorted(set(cohort_attacks.tolist()))]
-    group_attack = [cohort_attacks[g[0]] for g in groups]
+    # the cohort ordered by attack, so that each attack's columns are one slice of a block
+    order = np.argsort(cohort_attacks, kind="stable")
+    cohort, ordered = cohort[order], cohort_attacks[order]
+    group_attack, starts = np.unique(ordered, return_index=True)
+    bounds = [*starts.tolist(), len(ordered)]
     out = np.empty((len(trials), len(f)), dtype=np.float32)
     for start, t in blocks(trials, _rows_per_block(len(cohort), block)):
         t = unit_rows(t)
         s = t @ f.T
         tc = t @ cohort.T
-        tops = [_top(tc[:, g], top_n) for g in groups]
-        del tc
+        tops = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            group, keep = tc[:, lo:hi], min(top_n, hi - lo)
+            if keep < hi - lo:
+                group.partition(hi - lo - keep, axis=1)  # in place: tc is not read again
+            tops.append(group[:, hi - lo - keep:])
         mu_t, sd_t = np.empty((len(t), len(attacks))), np.empty((len(t), len(attacks)))
         for a, attack in enumerate(attacks):
             others = np.concatenate([top for top, b in zip(tops, group_attack) if b != attack], axis=1)
@@ -148,11 +155,27 @@ def knn(members: list[np.ndarray], trials: np.ndarray, k: int = 5, block: int = 
         column = rank[inverse.ravel()[lo:hi]]
         contiguous = np.array_equal(column, np.arange(column[0], column[0] + len(column)))
         columns.append(slice(int(column[0]), int(column[0]) + len(column)) if contiguous else column)
+    # Partitioning a slice in place only permutes values inside it, so every slice that holds
+    # it whole, or none of it, keeps its values: when the slices nest or are disjoint
+    # (STOPA's do), the smallest first can all be partitioned in place, without copies.
+    spans = [(c.start, c.stop) for c in columns if isinstance(c, slice)]
+    laminar = all(b1 <= a2 or b2 <= a1 or (a1 <= a2 and b2 <= b1) or (a2 <= a1 and b1 <= b2)
+                  for i, (a1, b1) in enumerate(spans) for a2, b2 in spans[i + 1:])
+    order = sorted(range(len(columns)), key=lambda j: len(members[j]))
     out = np.empty((len(trials), len(members)), dtype=np.float32)
     for start, t in blocks(trials, _rows_per_block(len(distinct), block)):
         c = unit_rows(t) @ distinct.T
-        for j, column in enumerate(columns):
-            out[start:start + len(t), j] = _top(c[:, column], k).mean(axis=1)
+        for j in order:
+            column, width = columns[j], len(members[j])
+            keep = min(k, width)
+            if isinstance(column, slice) and laminar:
+                view = c[:, column]
+                if keep < width:
+                    view.partition(width - keep, axis=1)
+                top = view[:, width - keep:]
+            else:
+                top = _top(c[:, column], k)
+            out[start:start + len(t), j] = top.mean(axis=1)
     return out
 
 

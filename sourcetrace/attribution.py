@@ -58,6 +58,7 @@ class Trials:
     predicted: dict[str, np.ndarray]
     names: dict[str, list]
     incomplete: int
+    unavailable: str | None = None  # why there are no trials at all, when the rows cannot give any
 
 
 def _codes(column) -> tuple[np.ndarray, list]:
@@ -72,8 +73,6 @@ def _utterances(table: pa.Table) -> np.ndarray:
     """A code per row naming its utterance: stage 4's `Utterance` column, else (ATK, FileName)."""
     if "Utterance" in table.column_names:
         return table.column("Utterance").to_numpy().astype(np.int64)
-    if "FileName" not in table.column_names:
-        raise ValueError("attribution needs each row's utterance (a FileName column)")
     keys = pc.binary_join_element_wise(pc.cast(table.column("ATK"), pa.string()),
                                        pc.cast(table.column("FileName"), pa.string()), "\t")
     return _codes(keys)[0]
@@ -101,6 +100,10 @@ def attribution_trials(table: pa.Table, known_attacks: list[str]) -> Trials:
     groups = [(c, n, np.array(sorted((k for k in codes if present[k]), key=lambda k: fp_names[k]), dtype=np.int64))
               for c, n, codes in condition_groups(fp_names)]
     groups = [g for g in groups if len(g[2])]
+    if not groups or not {"Utterance", "FileName"} & set(table.column_names):
+        return Trials([], np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0), {"ATK": np.zeros(0, np.int64)},
+                      {"ATK": np.zeros(0, np.int64)}, {"ATK": []}, 0,
+                      "no fingerprint named <ATK>-<co|nc>-<N>" if not groups else "no FileName column")
     attack_codes, attacks = _codes(table.column("ATK"))
     utterance = _utterances(table)
     scores = table.column(scores_of(table)).to_numpy().astype(np.float64)

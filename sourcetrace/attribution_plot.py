@@ -33,6 +33,11 @@ def plot_confusion(path: Path, title: str, true: np.ndarray, predicted: np.ndarr
     figure = Figure(figsize=(size + 1.0, size))
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
+    if not classes:
+        ax.text(0.5, 0.5, "no known-attack trials", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _save(figure, path)
+        return
     image = ax.imshow(shares, cmap="Greys", vmin=0, vmax=1)
     labels = [names[c] for c in classes]
     ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)

@@ -152,3 +152,15 @@ def test_report_has_attribution_and_detection_sections(tmp_path):
     assert "| pooled | pooled | 2 | 1 | 1.000 | 0.00 | 0.00 |" in text
     assert "![SYS, attribution confusion matrix](SYS_EERs_pooled/attribution_confusion.png)" in text
     assert "(SYS_EERs_pooled/unknown_detection.png)" in text
+
+
+def test_rows_without_conditions_or_utterances_give_empty_files(tmp_path):
+    from sourcetrace.attribution import write_attribution
+    table = evaluation_table([("AA01-co-1", "AA01", "u1", 0.9), ("AA01-co-1", "AA09", "u2", 0.1)])
+    for reason, rows in (("no FileName column", table.drop_columns(["FileName"])),
+                         ("no fingerprint named", table.drop_columns(["AbstractModel"]))):
+        trials = attribution_trials(rows, ["AA01"])
+        assert trials.unavailable.startswith(reason) and len(trials.group) == 0
+        paths = write_attribution(tmp_path, trials)
+        assert paths[0].read_text() == "condition,enroll_size,label,n_trials,accuracy,macro_f1\npooled,pooled,ATK,0,,\n"
+        assert paths[1].read_text().splitlines()[1] == "pooled,pooled,0,0,,,,"

@@ -253,3 +253,19 @@ def test_compare_leaves_the_system_outputs_alone(tmp_path, capsys, tmp_path_fact
         assert float(rows[backend]["unknown_ATK"]) == float(pooled[("unknown", "ATK")])
     assert compare.main(["--config", str(tmp_path / "sys.conf"), "--backends", "cosine,plda"]) == 2
     assert "error: --backends 'cosine,plda': each must be one of" in capsys.readouterr().err
+
+
+def test_stage5_reads_the_same_attribution_from_the_csv(tmp_path, capsys, tmp_path_factory):
+    """A CSV made elsewhere (no Arrow copy, utterances from ATK and FileName) gives the same files."""
+    import shutil
+    from stagerun import completed, stage
+    completed(tmp_path, tmp_path_factory)
+    out, external = tmp_path / "out", tmp_path / "elsewhere"
+    assert stage(tmp_path, 4, "--set", "backend=asnorm", "-q") == 0 and stage(tmp_path, 5, "-q", "--set",
+                                                                               "backend=asnorm") == 0
+    external.mkdir()
+    shutil.copy(out / "AASIST_CM_evaluation.csv", external)
+    assert stage(tmp_path, 5, "--set", f"output_dir={external}", "-q") == 0, capsys.readouterr().err
+    for name in ("attribution.csv", "unknown_detection.csv", "metrics.csv"):
+        assert (external / "AASIST_CM_EERs_pooled" / name).read_text() == \
+            (out / "AASIST_CM_EERs_pooled" / name).read_text(), name

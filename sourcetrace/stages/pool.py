@@ -80,6 +80,8 @@ def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
         attributed = write_attribution(folder, trials)
     except ValueError as exc:
         raise StageError(f"{source}: {exc}") from None
+    if trials.unavailable:
+        log.warning("%s: no closed-set attribution or unknown-source detection (%s)", source, trials.unavailable)
     if trials.incomplete:
         log.warning("%d (utterance, condition) pair(s) left out of attribution and unknown-source detection: "
                     "not scored against every fingerprint of the condition", trials.incomplete)

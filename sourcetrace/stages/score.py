@@ -47,7 +47,7 @@ def run(ctx) -> StageResult:
     return StageResult(write_scores(ctx.cfg, ctx.paths, ctx.output))
 
 
-def read_enrollment(paths: Paths, fingerprints: list[str], known_attacks: list[str]) -> Enrollment:
+def enrollment_embeddings(paths: Paths, fingerprints: list[str], known_attacks: list[str]) -> Enrollment:
     """Stage 1's embeddings as the back-ends read them: every fingerprint's own rows, and
     the cohort of distinct known-attack utterances (first row of each (ATK, FileName) in the
     order of `fingerprints`, i.e. of the fingerprint CSV)."""
@@ -82,7 +82,7 @@ def write_scores(cfg, paths: Paths, output) -> list[Path]:
     backend = cfg["backend"]
     enrollment = None
     if backend != "cosine":
-        enrollment = read_enrollment(paths, fp_names, cfg["known_attacks"])
+        enrollment = enrollment_embeddings(paths, fp_names, cfg["known_attacks"])
         if enrollment.members and enrollment.members[0].shape[1] != embeddings.shape[1]:
             raise StageError(f"{paths.enrollment(fp_names[0])} has {enrollment.members[0].shape[1]} dims but "
                              f"{paths.trial_embeddings} has {embeddings.shape[1]}; re-run stages 1-3")

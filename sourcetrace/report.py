@@ -5,7 +5,9 @@
 Reads stage 5's outputs in OUTPUT_DIR/<SYSTEM>_EERs_pooled/. The report (default
 OUTPUT_DIR/report.md): Table 4 (with the paper's numbers under --paper), the EER of every
 enrollment condition and size, the detection metrics of the pooled rows with the EER's
-bootstrap confidence interval, and the DET figures (linked relative to the report).
+bootstrap confidence interval, and the DET figures (linked relative to the report); then,
+when stage 5 wrote them, closed-set attribution and unknown-source detection with their
+figures.
 A missing system or file is one line `error: <path>: ...` on stderr, exit status 2.
 """
 from __future__ import annotations

@@ -269,3 +269,19 @@ def test_stage5_reads_the_same_attribution_from_the_csv(tmp_path, capsys, tmp_pa
     for name in ("attribution.csv", "unknown_detection.csv", "metrics.csv"):
         assert (external / "AASIST_CM_EERs_pooled" / name).read_text() == \
             (out / "AASIST_CM_EERs_pooled" / name).read_text(), name
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("backend=plda", "'backend' is 'plda'; expected one of cosine, centered, asnorm, knn"),
+    ("knn_k=0", "'knn_k' is 0; expected an integer >= 1"),
+    ("asnorm_top_n=true", "'asnorm_top_n' is True; expected an integer >= 1"),
+])
+def test_backend_keys_are_checked(override, expected):
+    from conftest import REPO
+    from sourcetrace.config import load_config
+    from sourcetrace.errors import StageError
+    with pytest.raises(StageError) as error:
+        load_config(REPO / "config" / "demo.conf", [override])
+    assert str(error.value).endswith(expected)
+    cfg = load_config(REPO / "config" / "demo.conf")
+    assert (cfg["backend"], cfg["asnorm_top_n"], cfg["knn_k"]) == ("cosine", 100, 5)

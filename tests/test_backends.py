@@ -62,7 +62,7 @@ def reference_asnorm(fps, fp_attacks, trials, cohort, cohort_attacks, top_n):
     return out
 
 
-@pytest.mark.parametrize("seed,shared", [(0, "nested"), (1, "overlapping")])
+@pytest.mark.parametrize("seed,shared", [(0, "nested"), (1, "overlapping"), (2, "scattered")])
 def test_backends_equal_a_per_pair_computation(seed, shared):
     rng = np.random.default_rng(seed)
     dim = 6
@@ -72,6 +72,9 @@ def test_backends_equal_a_per_pair_computation(seed, shared):
     if shared == "overlapping":  # neither nested nor disjoint, and not a contiguous run
         members += [members[2][2:6].copy(), members[2][::2].copy()]
         fp_attacks += ["B", "B"]
+    if shared == "scattered":  # nested runs and one that is not a run
+        members += [members[2][::2].copy()]
+        fp_attacks += ["B"]
     fps = np.stack([m.astype(np.float64).mean(axis=0) for m in members]).astype(np.float32)
     cohort = rng.standard_normal((9, dim)).astype(np.float32)
     cohort_attacks = np.array(["A", "B", "C"] * 3)

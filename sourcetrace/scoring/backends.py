@@ -158,10 +158,11 @@ def knn(members: list[np.ndarray], trials: np.ndarray, k: int = 5, block: int = 
     # Partitioning a slice in place only permutes values inside it, so every slice that holds
     # it whole, or none of it, keeps its values: when the slices nest or are disjoint
     # (STOPA's do), the smallest first can all be partitioned in place, without copies.
+    # Scattered columns are gathered (copied) first, before any value has moved.
     spans = [(c.start, c.stop) for c in columns if isinstance(c, slice)]
     laminar = all(b1 <= a2 or b2 <= a1 or (a1 <= a2 and b2 <= b1) or (a2 <= a1 and b1 <= b2)
                   for i, (a1, b1) in enumerate(spans) for a2, b2 in spans[i + 1:])
-    order = sorted(range(len(columns)), key=lambda j: len(members[j]))
+    order = sorted(range(len(columns)), key=lambda j: (isinstance(columns[j], slice), len(members[j])))
     out = np.empty((len(trials), len(members)), dtype=np.float32)
     for start, t in blocks(trials, _rows_per_block(len(distinct), block)):
         c = unit_rows(t) @ distinct.T

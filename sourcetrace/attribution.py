@@ -147,7 +147,9 @@ def attribution_trials(table: pa.Table, known_attacks: list[str]) -> Trials:
     true, predicted, names = {}, {}, {}
     for label, of_attack in labels.items():
         names[label] = sorted(set(of_attack.values()))
-        code_of_attack = np.array([names[label].index(of_attack[a]) for a in attacks], dtype=np.int64)
+        # -1 for a dictionary entry without rows (filtered out): never a true or predicted attack
+        code_of_attack = np.array([names[label].index(of_attack[a]) if a in of_attack else -1 for a in attacks],
+                                  dtype=np.int64)
         true[label] = code_of_attack[joined["true"]]
         predicted[label] = code_of_attack[joined["predicted"]]
     return Trials([(c, n) for c, n, _ in groups], joined["group"], joined["is_known"].astype(bool),

@@ -164,3 +164,17 @@ def test_rows_without_conditions_or_utterances_give_empty_files(tmp_path):
         paths = write_attribution(tmp_path, trials)
         assert paths[0].read_text() == "condition,enroll_size,label,n_trials,accuracy,macro_f1\npooled,pooled,ATK,0,,\n"
         assert paths[1].read_text().splitlines()[1] == "pooled,pooled,0,0,,,,"
+
+
+def test_attack_dictionary_entries_without_rows_are_ignored():
+    """A CSV read with dictionaries keeps, after filtering, attacks that no longer have rows."""
+    rows = [("AA01-co-1", "AA01", "u1", 0.9), ("AA03-co-1", "AA01", "u1", 0.2),
+            ("AA01-co-1", "AA03", "u2", 0.3), ("AA03-co-1", "AA03", "u2", 0.4)]
+    table = evaluation_table(rows + [("AA01-co-1", "AA05", "u3", 0.5)])
+    for column in ("ATK", "AcousticModel", "VocoderModel"):
+        table = table.set_column(table.column_names.index(column), column, table.column(column).dictionary_encode())
+    table = table.slice(0, 4)  # AA05, am1 and vm2 stay in the dictionaries without rows
+    trials = attribution_trials(table, ["AA01", "AA03"])
+    attribution, _ = evaluate(trials)
+    assert [(r["label"], r["accuracy"]) for r in attribution[:3]] == [("ATK", 1.0), ("AcousticModel", 1.0),
+                                                                      ("VocoderModel", 1.0)]

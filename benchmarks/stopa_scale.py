@@ -30,11 +30,15 @@ HEADER = ["AbstractModel", "FileName", "AcousticModel", "VocoderModel", "ATK", "
           "IsTargetAcousticModel", "IsTargetVocoderModel", "IsTargetAmArchit", "IsTargetVmArchit"]
 
 
-def generate(root, total_rows: int, n_utterances: int | None = None, dim: int = 160, seed: int = 0) -> dict:
+def generate(root, total_rows: int, n_utterances: int | None = None, dim: int = 160, seed: int = 0,
+             enroll_all: int | None = None) -> dict:
     """Write the evaluation set under `root`; returns a config dict for the stages.
 
     Each trial file draws its rows from `n_utterances` trial utterances (default 1.25 x a
-    file's rows, so files share most utterances, as STOPA's conditions do).
+    file's rows, so files share most utterances, as STOPA's conditions do). With
+    `enroll_all`, also stage 1's matrices (`out/<system>_embeddings/`): per known attack a
+    pool of 400 `co` and `enroll_all` `nc` enrollment utterances, `<co|nc>-N` the first N of
+    its pool, `nc-all` the whole `nc` pool; the fingerprints are then their means.
     """
     rng = np.random.default_rng(seed)
     n_utterances = n_utterances or int(1.25 * total_rows / (len(KNOWN) * len(CONDITIONS)))
@@ -69,6 +73,11 @@ def generate(root, total_rows: int, n_utterances: int | None = None, dim: int = 
     lines = ["file," + ",".join(map(str, range(dim)))]
     lines += [f + "," + ",".join(str(v) for v in row) for f, row in zip(fingerprints, fp_matrix)]
     (out / f"{SYSTEM}_fingerprint_avg_emb.csv").write_text("\n".join(lines) + "\n")
+    if enroll_all:
+        fp_matrix = _enrollment(rng, out / f"{SYSTEM}_embeddings", fingerprints, centres, attacks, enroll_all)
+        lines = ["file," + ",".join(map(str, range(dim)))]
+        lines += [f + "," + ",".join(str(v) for v in row) for f, row in zip(fingerprints, fp_matrix)]
+        (out / f"{SYSTEM}_fingerprint_avg_emb.csv").write_text("\n".join(lines) + "\n")
     emb = (centres[utt_attack] + 2 * rng.standard_normal((n_utterances, dim))).astype(np.float32)
     np.save(out / f"{SYSTEM}_protocol_trials.npy", emb)
     with open(out / f"{SYSTEM}_protocol_trials.ids.tsv", "w") as handle:
@@ -76,3 +85,23 @@ def generate(root, total_rows: int, n_utterances: int | None = None, dim: int = 
         handle.writelines(f"{attacks[a]}\t{f}\n" for a, f in zip(utt_attack, files.to_pylist()))
     return {"system": SYSTEM, "trial_protocol_dir": str(trial_dir), "enroll_protocol_dir": str(enroll_dir),
             "output_dir": str(out), "known_attacks": KNOWN}
+
+
+def _enrollment(rng, folder, fingerprints, centres, attacks, enroll_all: int) -> np.ndarray:
+    """Stage 1's matrices of every fingerprint (see `generate`); returns the fingerprints (means)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pools = {}
+    for attack in KNOWN:
+        centre = centres[attacks.index(attack)]
+        for condition, size in (("co", 400), ("nc", enroll_all)):
+            emb = (centre + 2 * rng.standard_normal((size, centre.size))).astype(np.float32)
+            pools[(attack, condition)] = (emb, [f"{attack}_{condition}_{i:05d}.flac" for i in range(size)])
+    means = []
+    for fp in fingerprints:
+        attack, condition, n = fp.split("-")
+        emb, names = pools[(attack, condition)]
+        count = len(names) if n == "all" else int(n)
+        np.save(folder / f"{fp}.npy", emb[:count])
+        (folder / f"{fp}.ids.tsv").write_text("ATK\tFileName\n" + "".join(f"{attack}\t{x}\n" for x in names[:count]))
+        means.append(emb[:count].mean(axis=0, dtype=np.float64).astype(np.float32))
+    return np.stack(means)

@@ -26,6 +26,7 @@ KNOWN_ATTACKS = ["AA01", "AA03", "AA05", "AA07", "AA10"]
 INPUT_POLICIES = ("full", "fixed", "reference")
 UNKNOWN_FILTERS = ("reference", "per_label")
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
+BACKENDS = ("cosine", "centered", "asnorm", "knn")  # stage 4's score back-ends (sourcetrace.scoring)
 PATH_KEYS = ("model_path", "database_path", "enroll_protocol_dir", "trial_protocol_dir", "output_dir",
              "train_protocol", "dev_protocol")
 
@@ -130,6 +131,10 @@ SCHEMA: dict[str, Key] = {
     # under `reference`, stage 3 batches the rows of this trial file in its order (the published
     # scripts extracted one file's utterances and attached them to every file by row order)
     "reference_trial_file": Key("AA01-co-100", _string),
+    # stage 4's score back-end and its parameters (sourcetrace.scoring.backends)
+    "backend": Key("cosine", _choice(*BACKENDS)),
+    "asnorm_top_n": Key(100, _int(1)),
+    "knn_k": Key(5, _int(1)),
     "dcf_operating_points": Key([[0.01, 1, 1], [0.1, 1, 1]], _operating_points),
     "bootstrap_resamples": Key(200, _int(0)),
     "bootstrap_seed": Key(0, _int(0)),

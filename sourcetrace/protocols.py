@@ -223,11 +223,16 @@ def read_trials(path: Path, identity_only: bool = False) -> TrialProtocol:
     return TrialProtocol(path, fingerprint, attack, table, file_column, attack_column, targets)
 
 
-def read_trial_files(paths: list[Path]):
-    """`read_trials` of each file in turn; every file must have the first one's header."""
+def read_trial_files(paths: list[Path], required: tuple[str, ...] = ()):
+    """`read_trials` of each file in turn; every file must have the first one's header, with
+    the `required` columns."""
     header = None
     for path in paths:
         protocol = read_trials(path)
+        absent = [c for c in required if c not in protocol.table.column_names]
+        if absent:
+            raise StageError(f"{path}:1: no {', '.join(absent)} column in the header (stage 5 pools by it); "
+                             f"the header has {' '.join(protocol.table.column_names)}")
         if header is None:
             header = protocol.table.column_names
         elif protocol.table.column_names != header:
@@ -240,11 +245,7 @@ def validate_trials(paths: list[Path], required: tuple[str, ...] = ()):
     """Read every trial file in full (widths, labels, fingerprints, one header for all, the
     `required` label columns, no repeated utterance within a file) and yield each with its
     identity columns only, one file in memory at a time."""
-    for protocol in read_trial_files(paths):
-        absent = [c for c in required if c not in protocol.table.column_names]
-        if absent:
-            raise StageError(f"{protocol.path}:1: no {', '.join(absent)} column in the header (stage 5 pools "
-                             f"by it); the header has {' '.join(protocol.table.column_names)}")
+    for protocol in read_trial_files(paths, required):
         _check_unique_utterances(protocol)
         keep = [c for c in protocol.table.column_names
                 if c in ("AbstractModel", protocol.file_column, protocol.attack_column)]

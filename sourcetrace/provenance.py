@@ -85,8 +85,9 @@ def identity(stage: Stage, cfg, paths: Paths | None = None) -> dict:
     if stage.inputs:
         found.update(stage.load("inputs")(cfg))
     paths = paths or Paths.of(cfg)
+    reads = stage.upstream_for(cfg)
     for u, attribute in sorted(stage.made_elsewhere.items()):
-        if not paths.record(u).is_file():
+        if u in reads and not paths.record(u).is_file():
             files = made_elsewhere_files(paths, attribute)
             if files:
                 found.setdefault("made_elsewhere", {})[str(u)] = {
@@ -217,8 +218,8 @@ class Checker:
 
 def _made_elsewhere_replaced(paths: Paths, number: int, record: dict) -> str | None:
     """Says so when an upstream stage whose files `record` read as made elsewhere has run since."""
-    for u in STAGES[number].upstream:
-        if record["upstream"].get(str(u)) == MADE_ELSEWHERE and load_record(paths, u) is not None:
+    for u in map(int, record["upstream"]):
+        if record["upstream"][str(u)] == MADE_ELSEWHERE and load_record(paths, u) is not None:
             return f"stage {u} ran after it (it had read stage {u}'s files as made elsewhere)"
     return None
 
@@ -230,7 +231,7 @@ def upstream_problem(paths: Paths, number: int, record: dict, check) -> str | No
     replaced = _made_elsewhere_replaced(paths, number, record)
     if replaced:
         return replaced
-    for u in STAGES[number].upstream:
+    for u in map(int, record["upstream"]):  # the stages it read
         upstream = load_record(paths, u)
         read = record["upstream"].get(str(u))
         if read == MADE_ELSEWHERE:

@@ -10,8 +10,10 @@ depend on, as DVC's `params` and `deps`:
 - `inputs`: `module:function` cfg -> the identities of the files it reads that no stage
   wrote (SHA-256 of protocols and checkpoint, size and time of audio) and the values that
   matter only in some settings (`batch_size` only under `input_policy: reference`);
-- `upstream`: the stages whose outputs it reads; `made_elsewhere`: for an upstream stage
-  with no record, the `Paths` attribute of the files read instead, as made by another tool;
+- `upstream`: the stages whose outputs it may read (`reads_upstream`: which of them it reads
+  under a config, e.g. stage 4 reads stage 1 only for back-ends that need the enrollment
+  embeddings); `made_elsewhere`: for an upstream stage with no record, the `Paths`
+  attribute of the files read instead, as made by another tool;
 - `work_key`: the identity entries that key its work folder (chunks, training state); None
   keys it by the whole identity.
 
@@ -54,6 +56,11 @@ class Stage:
     inputs: str | None = None  # "module:function" cfg -> identities of inputs no stage wrote
     made_elsewhere: dict[int, str] = field(default_factory=dict)
     work_key: tuple[str, ...] | None = None
+    reads_upstream: str | None = None  # "module:function" cfg -> the stages of `upstream` it reads now
+
+    def upstream_for(self, cfg) -> tuple[int, ...]:
+        """The upstream stages this stage reads under `cfg` (all of `upstream` unless declared)."""
+        return tuple(self.load("reads_upstream")(cfg)) if self.reads_upstream else self.upstream
 
     @property
     def hint(self) -> str:
@@ -89,12 +96,14 @@ STAGES: dict[int, Stage] = {s.number: s for s in [
           EMBEDDING, WHERE + EXTRACTING + ("trial_protocol_dir", "trial_audio", "reference_trial_file"), (),
           "sourcetrace.stages.trials:run", "sourcetrace.stages.trials:inputs", work_key=EMBEDDING_KEY),
     Stage(4, "cosine_sim.py",
-          "cosine score of every trial row of the known attacks' fingerprints",
-          ("known_attacks",), WHERE + ("trial_protocol_dir",), (2, 3),
+          "score (cosine or another back-end) of every trial row of the known attacks' fingerprints",
+          ("known_attacks", "backend"), WHERE + ("trial_protocol_dir", "asnorm_top_n", "knn_k"), (1, 2, 3),
           "sourcetrace.stages.score:run", "sourcetrace.stages.score:inputs",
-          made_elsewhere={2: "fingerprint_csv", 3: "trial_embeddings"}),
+          made_elsewhere={1: "enrollment_dir", 2: "fingerprint_csv", 3: "trial_embeddings"},
+          reads_upstream="sourcetrace.stages.score:upstream"),
     Stage(5, "compute_eer_pooled.py",
-          "pooled EERs of the known and unknown scenarios by ATK, AM and VM, and the wider evaluation",
+          "pooled EERs of the known and unknown scenarios by ATK, AM and VM, the wider evaluation, "
+          "attribution and unknown-source detection",
           EVALUATION, WHERE, (4,),
           "sourcetrace.stages.pool:run", made_elsewhere={4: "evaluation_csv"}),
 ]}

@@ -9,8 +9,9 @@ must still be the one it read (transitively); else the report refuses naming the
 report (default OUTPUT_DIR/report.md; a folder given to --out gets report.md inside):
 Table 4 (with the paper's numbers under --paper), the EER of every enrollment condition and
 size, the detection metrics of the pooled rows with the EER's bootstrap confidence
-interval, and the DET figures (linked relative to the report). A missing system or file is
-one line `error: <path>: ...` on stderr, exit status 2.
+interval, and the DET figures (linked relative to the report); then, when stage 5 wrote
+them, closed-set attribution and unknown-source detection with their figures. A missing
+system or file is one line `error: <path>: ...` on stderr, exit status 2.
 """
 from __future__ import annotations
 
@@ -170,7 +171,51 @@ def _system_sections(system: str, folder: Path, rows: list[dict[str, str]], repo
     for scenario in ("known", "unknown"):
         link = Path(os.path.relpath(folder / f"det_{scenario}.png", report_path.parent)).as_posix()
         out += [f"![{system}, {scenario} attacks]({link})", ""]
+    out += _attribution_sections(system, folder, report_path)
     return out
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _attribution_sections(system: str, folder: Path, report_path: Path) -> list[str]:
+    """Closed-set attribution and unknown-source detection (stage 5's `attribution.csv`,
+    `unknown_detection.csv` and figures); nothing for outputs of a stage 5 without them."""
+    out = []
+    attribution, detection = folder / "attribution.csv", folder / "unknown_detection.csv"
+    if attribution.is_file():
+        rows = _csv_rows(attribution)
+        labels = list(dict.fromkeys(r["label"] for r in rows))
+        cell = {(r["condition"], r["enroll_size"], r["label"]): r for r in rows}
+        groups = list(dict.fromkeys((r["condition"], r["enroll_size"]) for r in rows))
+        header = ["condition", "size", "trials"] + [f"{what} {SHORT.get(n, n)}" for what in ("accuracy %", "macro-F1")
+                                                    for n in labels]
+        body = [[c, n, cell[(c, n, labels[0])]["n_trials"],
+                 *(_percent(cell[(c, n, name)]["accuracy"]) for name in labels),
+                 *(_number(cell[(c, n, name)]["macro_f1"], 3) for name in labels)] for c, n in groups]
+        link = Path(os.path.relpath(folder / "attribution_confusion.png", report_path.parent)).as_posix()
+        out += ["### Closed-set attribution of known-attack trials", "",
+                "Each trial utterance of a known attack goes to the fingerprint of its enrollment condition "
+                "with the highest score; its AM and VM are that attack's.", ""]
+        out += _markdown_table(header, body) + [f"![{system}, attribution confusion matrix]({link})", ""]
+    if detection.is_file():
+        rows = _csv_rows(detection)
+        header = ["condition", "size", "known", "unknown", "AUROC", "FPR at TPR 95 %", "EER %", "EER threshold"]
+        body = [[r["condition"], r["enroll_size"], r["n_known"], r["n_unknown"], _number(r["auroc"], 3),
+                 _number(r["fpr_at_tpr95"]), _number(r["eer"]), _number(r["eer_threshold"], 4)] for r in rows]
+        link = Path(os.path.relpath(folder / "unknown_detection.png", report_path.parent)).as_posix()
+        out += ["### Unknown-source detection", "",
+                "Detection score: a trial's highest score over its condition's known fingerprints; known "
+                "attacks are the positives.", ""]
+        out += _markdown_table(header, body) + [f"![{system}, detection scores of known and unknown attacks]({link})",
+                                                ""]
+    return out
+
+
+def _percent(cell: str) -> str:
+    return f"{100 * float(cell):.2f}" if cell else "–"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,18 +118,17 @@ def _prepare_output_dir(paths: Paths) -> list[Path]:
     return created
 
 
-def _reachable(stage: Stage, paths: Paths, external: set[int]) -> list[int]:
-    """The upstream closure of `stage`, less what lies behind upstream files made elsewhere."""
+def _reachable(reads: tuple[int, ...], paths: Paths, external: set[int]) -> list[int]:
+    """The stages `reads` depend on, as their records say, less what lies behind files made elsewhere."""
     seen: set[int] = set()
-    todo = [u for u in stage.upstream if u not in external]
+    todo = [u for u in reads if u not in external]
     while todo:
         u = todo.pop()
         if u in seen:
             continue
         seen.add(u)
         record = provenance.load_record(paths, u) or {}
-        todo += [v for v in STAGES[u].upstream
-                 if record.get("upstream", {}).get(str(v)) != provenance.MADE_ELSEWHERE]
+        todo += [int(v) for v, read in record.get("upstream", {}).items() if read != provenance.MADE_ELSEWHERE]
     return sorted(seen)
 
 
@@ -137,7 +136,8 @@ def _check_upstream(stage: Stage, checker: provenance.Checker, allow_stale: bool
     """Records of the direct upstream stages (None: read as made elsewhere), after checking
     everything they depend on. Reads only; refuses naming the first stage to re-run."""
     paths = checker.paths
-    records = {u: provenance.load_record(paths, u) for u in stage.upstream}
+    reads = stage.upstream_for(checker.cfg_of(stage.number))
+    records = {u: provenance.load_record(paths, u) for u in reads}
     external = set()
     for u, record in records.items():
         attribute = stage.made_elsewhere.get(u)
@@ -145,7 +145,7 @@ def _check_upstream(stage: Stage, checker: provenance.Checker, allow_stale: bool
             log.warning("no record of %s for %s: reading %s as made elsewhere; its provenance is unknown "
                         "(recorded as such)", STAGES[u].hint, paths.system, getattr(paths, attribute))
             external.add(u)
-    for u in _reachable(stage, paths, external):
+    for u in _reachable(reads, paths, external):
         problem = checker.problem(u, as_upstream=True)
         if problem == provenance.NOT_RUN:
             raise StageError(f"{STAGES[u].hint} has not run for {paths.system} in {paths.output_dir} "
@@ -156,7 +156,7 @@ def _check_upstream(stage: Stage, checker: provenance.Checker, allow_stale: bool
                              f"(or pass --allow-stale to use its outputs anyway)")
         if problem:
             log.warning("using out-of-date %s (--allow-stale): %s", STAGES[u].hint, problem)
-    return {u: None if u in external else records[u] for u in stage.upstream}
+    return {u: None if u in external else records[u] for u in reads}
 
 
 def _clean_work(paths: Paths, stage: Stage, key: str, force: bool) -> None:
@@ -190,6 +190,12 @@ def _undo_folders(paths: Paths, stage: Stage, created: list[Path]) -> None:
     for folder in reversed(created):
         with contextlib.suppress(OSError):
             folder.rmdir()
+
+
+def check_upstream(stage: Stage, cfg: dict, allow_stale: bool = False) -> dict[int, dict | None]:
+    """What `run_stage` checks before `stage` runs on `cfg`, for tools that read the same inputs."""
+    checker = provenance.Checker(lambda n: StageConfig(cfg, STAGES[n]), Paths.of(cfg))
+    return _check_upstream(stage, checker, allow_stale)
 
 
 def run_stage(stage: Stage, cfg: dict, force: bool = False, allow_stale: bool = False) -> bool:

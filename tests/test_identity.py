@@ -218,13 +218,16 @@ def test_trial_files_with_cr_only_line_ends_and_a_missing_label_column(tmp_path,
     corpus = make(tmp_path)
     for path in corpus.trial_dir.iterdir():
         path.write_bytes(path.read_bytes().replace(b"\n", b"\r"))
-    assert stage(tmp_path, 3, "-q") == 0
+    for number in (1, 2, 3, 4):
+        assert stage(tmp_path, number, "-q") == 0
     assert embeddings(tmp_path, 3).shape[0] == 10
     trials = corpus.trial_dir / "AA05-co-1_trials.txt"
     lines = trials.read_text().splitlines()
     trials.write_text("\n".join(" ".join(line.split()[:7]) for line in lines) + "\n")  # no IsTargetVocoderModel
-    err = error_of(tmp_path, capsys, 3)
-    assert err.startswith(f"error: {trials}:1: no IsTargetVocoderModel column in the header")
+    message = f"error: {trials}:1: no IsTargetVocoderModel column in the header"
+    assert stage(tmp_path, 3) == 0  # its utterances did not change: stage 3 is current; stage 4 reads the labels
+    assert error_of(tmp_path, capsys, 4).startswith(message)
+    assert error_of(tmp_path, capsys, 3, "--force").startswith(message)
 
 
 # records, messages, copies -------------------------------------------------------------------

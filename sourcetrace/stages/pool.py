@@ -3,19 +3,25 @@
 Reads stage 4's Arrow copy when stage 4's record shows it intact, else the evaluation CSV
 (also one made elsewhere). Writes the reference files `pooled_eer_kn.csv`,
 `pooled_eer_ukn.csv` and `pooled_eer_details.json` and prints the table; beside them the
-wider evaluation (`metrics.csv`, DET figures and points, see `sourcetrace.evaluation`).
+wider evaluation (`metrics.csv`, DET figures and points, see `sourcetrace.evaluation`) and
+closed-set attribution and unknown-source detection (`attribution.csv`,
+`unknown_detection.csv` and their figures, see `sourcetrace.attribution`).
 """
 from __future__ import annotations
 
 import json
+import logging
 
 from .. import metrics
+from ..attribution import attribution_trials, write_attribution
 from ..errors import StageError
 from ..evaluation import write_evaluation
-from ..metrics.pooling import pooled_rows
+from ..metrics.pooling import pool_table, pooled_rows
 from ..results import StageResult
 from ..store import write_text
 from ..store.scores import read_evaluation_arrow, read_evaluation_csv
+
+log = logging.getLogger("sourcetrace")
 
 
 def _read(ctx):
@@ -29,32 +35,49 @@ def _read(ctx):
 
 
 def run(ctx) -> StageResult:
-    cfg = ctx.cfg
     source, table = _read(ctx)
+    return StageResult(write_pooled(ctx.cfg, ctx.paths, source, table, ctx.output))
+
+
+def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
+    """Every stage-5 output from the evaluation `table` (read from `source`); `output(final_path)`
+    names where to write each (the runner's staging folder, or the comparison command's
+    area). Prints the table (with `show`); returns the final paths."""
     try:
-        rows = pooled_rows(table, cfg["known_attacks"])
+        table = pool_table(table, cfg["known_attacks"])
+        rows = pooled_rows(table, cfg["known_attacks"], pooled=True)
         labels = {name: rows.labels[name] for name in metrics.LABELS}
         results = metrics.pooled_eers(rows.scores, rows.is_known, labels, cfg["unknown_filter"])
     except ValueError as exc:
         raise StageError(f"{source}: {exc}") from None
-    out = ctx.paths.eer_dir
+    out = paths.eer_dir
     files = {name: out / name for name in ("pooled_eer_kn.csv", "pooled_eer_ukn.csv", "pooled_eer_details.json")}
-    write_text(ctx.output(files["pooled_eer_kn.csv"]), metrics.format_pooled_csv(results["known"]))
-    write_text(ctx.output(files["pooled_eer_ukn.csv"]), metrics.format_pooled_csv(results["unknown"]))
+    write_text(output(files["pooled_eer_kn.csv"]), metrics.format_pooled_csv(results["known"]))
+    write_text(output(files["pooled_eer_ukn.csv"]), metrics.format_pooled_csv(results["unknown"]))
     details = {scenario: {name: {"eer_percent": r.percent, "eer": r.eer, "threshold": r.threshold,
                                  "n_target": r.n_target, "n_nontarget": r.n_nontarget}
                           for name, r in res.items()} for scenario, res in results.items()}
-    write_text(ctx.output(files["pooled_eer_details.json"]), json.dumps(
-        {"system": ctx.paths.system, "known_attacks": list(cfg["known_attacks"]),
+    write_text(output(files["pooled_eer_details.json"]), json.dumps(
+        {"system": paths.system, "known_attacks": list(cfg["known_attacks"]),
          "unknown_filter": cfg["unknown_filter"], "rows": int(len(rows.scores)), **details}, indent=2) + "\n")
+    folder = output(out / "metrics.csv").parent
     try:
-        wider = write_evaluation(ctx.output(out / "metrics.csv").parent, rows, unknown_filter=cfg["unknown_filter"],
+        wider = write_evaluation(folder, rows, unknown_filter=cfg["unknown_filter"],
                                  dcf_operating_points=cfg["dcf_operating_points"],
                                  bootstrap_resamples=cfg["bootstrap_resamples"], bootstrap_seed=cfg["bootstrap_seed"])
+        del rows
+        trials = attribution_trials(table, cfg["known_attacks"])
+        attributed = write_attribution(folder, trials)
     except ValueError as exc:
         raise StageError(f"{source}: {exc}") from None
-    print(f"{ctx.paths.system} pooled EER (%), unknown scenario filter: {cfg['unknown_filter']}")
-    print(f"{'':10s}{'ATK':>8s}{'AM':>8s}{'VM':>8s}")
-    for scenario in ("known", "unknown"):
-        print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in metrics.LABELS))
-    return StageResult([*files.values(), *(out / p.name for p in wider)])
+    if trials.unavailable:
+        log.warning("%s: no closed-set attribution or unknown-source detection (%s)", source, trials.unavailable)
+    if trials.incomplete:
+        log.warning("%d (utterance, condition) pair(s) left out of attribution and unknown-source detection: "
+                    "not scored against every fingerprint of the condition", trials.incomplete)
+    if show:
+        print(f"{paths.system} pooled EER (%), unknown scenario filter: {cfg['unknown_filter']}")
+        print(f"{'':10s}{'ATK':>8s}{'AM':>8s}{'VM':>8s}")
+        for scenario in ("known", "unknown"):
+            print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in metrics.LABELS))
+    return [*files.values(), *(out / p.name for p in wider + attributed)]

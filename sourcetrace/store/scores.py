@@ -1,8 +1,11 @@
 """The evaluation CSV of stage 4 and its Arrow copy; readers of both.
 
-`<system>_evaluation.csv`: one header, the trial protocol columns as read plus `CosScore`
-(float32 text), standard CSV quoting where a value needs it (a file name with a comma or a
-quote), none otherwise. `<system>_evaluation.arrow`: the columns stage 5 needs, same rows.
+`<system>_evaluation.csv`: one header, the trial protocol columns as read plus the score
+(float32 text; `CosScore` under the `cosine` back-end, `Score` under the others), standard
+CSV quoting where a value needs it (a file name with a comma or a quote), none otherwise.
+`<system>_evaluation.arrow`: the columns stage 5 needs, same rows: `AbstractModel`, `ATK`,
+the IsTarget* labels, `AcousticModel` and `VocoderModel` when the trial files have them
+(dictionary-encoded), `Utterance` (the row's index in stage 3's trial store) and the score.
 Stage 5 reads the Arrow copy when stage 4's record shows it intact, else the CSV, which
 may also be one made elsewhere (the STOPA authors' published evaluation files).
 """
@@ -13,6 +16,7 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -22,6 +26,21 @@ from ..protocols import FALSE_VALUES, TRUE_VALUES, column_index, parse_booleans
 
 REQUIRED_LABELS = ("IsTargetATK", "IsTargetAcousticModel", "IsTargetVocoderModel")
 OPTIONAL_LABELS = ("IsTargetAmArchit", "IsTargetVmArchit")
+LABEL_NAMES = ("AcousticModel", "VocoderModel")  # the trial rows' AM and VM names (stage 5's attribution)
+SCORE_COLUMNS = ("CosScore", "Score")  # the score's name under `cosine`, under any other back-end
+
+
+def score_column(backend: str) -> str:
+    """The evaluation CSV's score column under `backend`."""
+    return SCORE_COLUMNS[0] if backend == "cosine" else SCORE_COLUMNS[1]
+
+
+def scores_of(table: pa.Table) -> str:
+    """The score column a read evaluation table has (`CosScore` or `Score`)."""
+    found = [c for c in SCORE_COLUMNS if c in table.column_names]
+    if len(found) != 1:
+        raise StageError(f"the evaluation needs exactly one score column ({' or '.join(SCORE_COLUMNS)})")
+    return found[0]
 _SPECIAL = r'[,"\r\n]'
 
 
@@ -46,20 +65,35 @@ class EvaluationWriter:
     """Appends scored trial tables to the CSV and the Arrow copy; a background thread writes
     one table while the caller prepares the next (at most one in flight)."""
 
-    def __init__(self, csv_path: Path, arrow_path: Path, header: list[str]):
+    def __init__(self, csv_path: Path, arrow_path: Path, header: list[str], score: str = SCORE_COLUMNS[0]):
         self._csv = open(csv_path, "wb")
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow([*header, "CosScore"])
+        csv.writer(buffer, lineterminator="\n").writerow([*header, score])
         self._csv.write(buffer.getvalue().encode())
         self._arrow_path, self._arrow = arrow_path, None
         self._pool = ThreadPoolExecutor(1)
         self._pending = None
+        self._dictionaries: dict[str, dict[str, int]] = {}
+
+    def _encoded(self, name: str, column) -> pa.DictionaryArray:
+        """`column` coded into this file's dictionary of `name`, which only ever grows (the Arrow
+        file format allows dictionary deltas, not replacements)."""
+        encoded = pc.dictionary_encode(column).combine_chunks()
+        codes = self._dictionaries.setdefault(name, {})
+        remap = np.array([codes.setdefault(v, len(codes)) for v in encoded.dictionary.to_pylist()], dtype=np.int32)
+        indices = remap[encoded.indices.to_numpy(zero_copy_only=False)]
+        return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(list(codes), pa.string()))
 
     def write(self, table: pa.Table, columns: pa.Table) -> None:
+        for name in LABEL_NAMES:
+            if name in columns.column_names:
+                columns = columns.set_column(columns.column_names.index(name), name,
+                                             self._encoded(name, columns.column(name)))
         if self._pending is not None:
             self._pending.result()
         if self._arrow is None:
-            self._arrow = pa.ipc.new_file(str(self._arrow_path), columns.schema)
+            self._arrow = pa.ipc.new_file(str(self._arrow_path), columns.schema,
+                                          options=pa.ipc.IpcWriteOptions(emit_dictionary_deltas=True))
         self._pending = self._pool.submit(self._write, table, columns)
 
     def _write(self, table: pa.Table, columns: pa.Table) -> None:
@@ -82,23 +116,29 @@ def _label_types(header: list[str]) -> dict:
 
 
 def read_evaluation_csv(path: Path) -> pa.Table:
-    """Columns `ATK`, `AbstractModel` (when present), the IsTarget* labels and `CosScore`.
+    """Columns `ATK`, `AbstractModel` (when present), the IsTarget* labels, the score
+    (`CosScore` or `Score`), and `FileName`, `AcousticModel`, `VocoderModel` when present.
 
-    Attacks and fingerprints come as dictionaries and targets as booleans, so 30 million
-    rows fit in little memory; scores are read back as the float32 values written.
+    Attacks, fingerprints and names come as dictionaries and targets as booleans, so 30
+    million rows fit in little memory; scores are read back as the float32 values written.
     """
     if not path.is_file():
         raise StageError(f"{path}: not found; run stage 4 (cosine_sim.py) first")
     with open(path, newline="") as handle:
         header = next(csv.reader(handle), [])
     attack_column = header[column_index(header, "ATK", 4, path)]
-    missing = [c for c in (*REQUIRED_LABELS, "CosScore") if c not in header]
+    scores = [c for c in SCORE_COLUMNS if c in header]
+    missing = [c for c in REQUIRED_LABELS if c not in header] + ([] if scores else [" or ".join(SCORE_COLUMNS)])
     if missing:
         raise StageError(f"{path}:1: missing column(s) {', '.join(missing)}")
+    if len(scores) > 1:
+        raise StageError(f"{path}:1: two score columns ({', '.join(scores)}); expected one")
+    score = scores[0]
     dictionary = pa.dictionary(pa.int32(), pa.string())
-    types = {attack_column: dictionary, "CosScore": pa.float32(), **_label_types(header)}
-    if "AbstractModel" in header:
-        types["AbstractModel"] = dictionary
+    types = {attack_column: dictionary, score: pa.float32(), **_label_types(header)}
+    for name in ("AbstractModel", "FileName", *LABEL_NAMES):
+        if name in header and name != attack_column:
+            types[name] = dictionary
     try:
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
             include_columns=list(types), column_types=types,
@@ -108,7 +148,7 @@ def read_evaluation_csv(path: Path) -> pa.Table:
             include_columns=list(types), column_types={c: pa.string() for c in types}))
         for column in _label_types(header):
             parse_booleans(table.column(column), path, column)
-        raise StageError(f"{path}: CosScore must be a number on every row") from None
+        raise StageError(f"{path}: {score} must be a number on every row") from None
     return table.rename_columns(["ATK" if c == attack_column else c for c in table.column_names])
 
 

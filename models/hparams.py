@@ -99,14 +99,17 @@ SSL_AASIST_DEFAULT = {"ssl": "wav2vec2_xlsr_300m", "ssl_config": {}, "ssl_layer"
                       "filts": [128, [1, 32], [32, 32], [32, 64], [64, 64]], "gat_dims": [64, 32],
                       "pool_ratios": [0.5, 0.5, 0.5, 0.5], "temperatures": [2.0, 2.0, 100.0, 100.0],
                       "head": "linear", "nb_samp": 64600, "window_seconds": 30}
+# what each model does with an utterance: see the README's "Input policies"
+INPUT_POLICIES = ("full", "fixed", "reference")
 # `max_seconds` when the config leaves it null: AASIST and ResNet-34 hold a whole utterance in
 # memory (AASIST about 0.95 GB per minute); SSL-AASIST embeds long inputs in windows
 MAX_SECONDS = {"SSL_AASIST": 600}
+DEFAULT_MAX_SECONDS = 300
 
 
 def default_max_seconds(model_config: dict) -> float:
-    """The architecture's default for the config key `max_seconds` (300 s unless listed)."""
-    return MAX_SECONDS.get(model_config.get("architecture"), 300)
+    """The architecture's default for the config key `max_seconds` (`DEFAULT_MAX_SECONDS` unless listed)."""
+    return MAX_SECONDS.get(model_config.get("architecture"), DEFAULT_MAX_SECONDS)
 
 
 def _check_ssl(model_config: dict) -> str | None:

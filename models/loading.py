@@ -6,16 +6,10 @@ from pathlib import Path
 import torch
 
 from .aasist import AASIST
+from .resnet34 import ResNet34
+from .ssl_aasist import SSL_AASIST
 
-ARCHITECTURES = {"AASIST": AASIST}
-try:  # the ResNet-34 system lives in its own file
-    from .resnet34 import ResNet34
-    ARCHITECTURES["ResNet34"] = ResNet34
-except ImportError:  # pragma: no cover - only while that file is absent
-    pass
-from .ssl_aasist import SSL_AASIST  # noqa: E402
-
-ARCHITECTURES["SSL_AASIST"] = SSL_AASIST
+ARCHITECTURES = {"AASIST": AASIST, "ResNet34": ResNet34, "SSL_AASIST": SSL_AASIST}
 
 
 class CheckpointError(Exception):

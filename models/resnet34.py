@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+from .hparams import INPUT_POLICIES
 from torchaudio.compliance import kaldi
 
-INPUT_POLICIES = ("fixed", "full", "reference")
 _CL = torch.channels_last
 
 

@@ -87,3 +87,8 @@ def run(stage: Stage, argv: list[str] | None = None) -> int:
         print("interrupted; the previous outputs are unchanged", file=sys.stderr)
         return 130
     return 0
+
+
+def main(number: int, argv: list[str] | None = None) -> int:
+    """Entry point of every stage script: `sys.exit(main(N))`."""
+    return run(STAGES[number], argv)

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from models.hparams import AASIST_DEFAULT, check_model_config, default_max_seconds
+from models.hparams import AASIST_DEFAULT, INPUT_POLICIES, check_model_config, default_max_seconds
 
 from .checks import is_int, is_number
 from .errors import StageError
 
 KNOWN_ATTACKS = ["AA01", "AA03", "AA05", "AA07", "AA10"]
-INPUT_POLICIES = ("full", "fixed", "reference")
 UNKNOWN_FILTERS = ("reference", "per_label")
 PRECISION_NAMES = ("fp32", "bf16", "fp16")
 BACKENDS = ("cosine", "centered", "asnorm", "knn")  # stage 4's score back-ends (sourcetrace.scoring)

@@ -77,6 +77,12 @@ class TrialProtocol:
         return pc.binary_join_element_wise(self.attacks, self.files, "\t")
 
 
+def audio_path(template: str, database_path: str, attack: str, file: str) -> Path:
+    """Where a protocol row's audio is: a config template (`enroll_audio`, `trial_audio`,
+    `train_audio`; checked when the config is read) filled with the row's attack and file."""
+    return Path(template.format(database_path=database_path, attack=attack, file=file))
+
+
 def attack_of(stem: str, path: Path) -> str:
     match = _STEM.match(stem)
     if not match:

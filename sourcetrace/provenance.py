@@ -29,44 +29,17 @@ from pathlib import Path
 
 from .registry import STAGES, Stage
 from .results import Skip
-from .store import Paths, ids_path, remove_tree, write_text
+from .store import LISTINGS, Paths, file_digest, ids_path, remove_tree, stat_identity, write_text
 from .testhooks import kill_point
 from .store.skips import manifest_text, read_skips, skips_digest, write_manifest
 
 log = logging.getLogger("sourcetrace")
-_digests: dict[tuple, str] = {}
-# listings (one line per file) behind an identity's digest entries, by digest: written beside
-# the record at commit, compared line by line when the digest differs
-LISTINGS: dict[str, str] = {}
 STAGED_RECORD = ".record.json"
 STAGED_MANIFEST = ".skipped.csv"
 NOT_RUN = "no record of it"
 DAMAGED = "its record is damaged (not a record of this toolkit)"
 MADE_ELSEWHERE = "made elsewhere"
 RECORD_KEYS = {"stage": int, "identity": dict, "upstream": dict, "outputs": dict, "skipped": dict}
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, computed once per process for a given size and mtime."""
-    stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _digests:
-        with open(path, "rb") as handle:
-            _digests[key] = hashlib.file_digest(handle, "sha256").hexdigest()
-    return _digests[key]
-
-
-def stat_identity(path: Path) -> dict:
-    stat = os.stat(path)
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def listing_digest(lines: list[str]) -> str:
-    """Digest of a listing of file identities (one line each); the listing is kept to explain changes."""
-    text = "".join(f"{line}\n" for line in lines)
-    value = hashlib.sha256(text.encode()).hexdigest()
-    LISTINGS[value] = text
-    return value
 
 
 def made_elsewhere_files(paths: Paths, attribute: str) -> list[Path]:

@@ -19,7 +19,7 @@ depend on, as DVC's `params` and `deps`:
 
 The stage's *identity* is `params` + `inputs` (`provenance.identity`); the runner computes
 it once, compares it with the record, stores it there, and keys the work folder by its
-digest. Nothing else decides whether an output is current. The scripts (`main(N)`),
+digest. Nothing else decides whether an output is current. The scripts (`cli.main(N)`),
 `--help`, the records, every hint ("run stage 3 (trials_embedding_extraction.py) first")
 and the tests read this table.
 
@@ -119,9 +119,3 @@ def closure(number: int) -> list[int]:
             seen.add(u)
             todo += STAGES[u].upstream
     return sorted(seen)
-
-
-def main(number: int, argv: list[str] | None = None) -> int:
-    """Entry point of every stage script."""
-    from .cli import run
-    return run(STAGES[number], argv)

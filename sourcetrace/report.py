@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .errors import StageError
+from .registry import STAGES
 from .store import Paths, write_text
 
 # Table 4 of the STOPA paper (pooled EER %), the authors' published CSVs
@@ -33,7 +34,7 @@ PAPER = {
 }
 ROWS = ("ATK", "AcousticModel", "VocoderModel")
 SHORT = {"ATK": "ATK", "AcousticModel": "AM", "VocoderModel": "VM", "AmArchit": "AM arch.", "VmArchit": "VM arch."}
-STAGE5 = "run stage 5 (compute_eer_pooled.py) for this system first"
+STAGE5 = f"run {STAGES[5].hint} for this system first"
 
 
 def system_dir(output_dir: Path, system: str) -> Path:
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         stale = provenance_problems(args.output_dir, args.systems)
         if stale and not args.allow_stale:
             system, why = next(iter(stale.items()))
-            raise StageError(f"{args.output_dir}: {system}: {why}; run the stages again (compute_eer_pooled.py "
+            raise StageError(f"{args.output_dir}: {system}: {why}; run the stages again ({STAGES[5].script} "
                              f"names any earlier one to run) or pass --allow-stale to report anyway")
         text = table(args.output_dir, args.systems, args.paper)
         report = markdown(args.output_dir, args.systems, args.paper, report_path, stale)

@@ -58,13 +58,14 @@ class StageConfig(Mapping):
 
 
 class Context:
-    """What a stage body gets: its config view, where to write, the world, `force`, and its
-    identity with the work folder keyed by it (`work_dir`: chunks, training state)."""
+    """What a stage body gets: its config view, where to write, the world, `force`, the work
+    folder keyed by its identity (`work_dir`: chunks, training state) and, on rank 0, the
+    records of the upstream stages it reads (`upstream[u]`; None: files made elsewhere)."""
 
     def __init__(self, stage: Stage, cfg: StageConfig, paths: Paths, world: ranks.World, force: bool,
-                 key: str):
+                 key: str, upstream: dict[int, dict | None]):
         self.stage, self.cfg, self.paths, self.world, self.force = stage, cfg, paths, world, force
-        self.key = key
+        self.key, self.upstream = key, upstream
         self.work_dir = paths.work(stage.number) / key
         self.log = log
 
@@ -233,7 +234,7 @@ def run_stage(stage: Stage, cfg: dict, force: bool = False, allow_stale: bool = 
             return False
         try:
             result: StageResult | None = stage.load()(
-                Context(stage, view[stage.number], paths, world, force, decision[1]))
+                Context(stage, view[stage.number], paths, world, force, decision[1], upstream))
         except BaseException:
             if world.is_main:
                 _undo_folders(paths, stage, created)

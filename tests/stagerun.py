@@ -7,7 +7,7 @@ import sys
 
 from conftest import REPO
 from corpus import KNOWN, make_corpus
-from sourcetrace import registry
+from sourcetrace import cli
 from sourcetrace.registry import STAGES
 
 SCRIPTS = {n: s.script for n, s in STAGES.items()}
@@ -28,7 +28,7 @@ def make(tmp_path, **kwargs):
 
 def stage(tmp_path, number, *extra):
     """Run one stage in this process exactly as its script does; returns the exit status."""
-    return registry.main(number, ["--config", str(tmp_path / "sys.conf"), *extra])
+    return cli.main(number, ["--config", str(tmp_path / "sys.conf"), *extra])
 
 
 def script(tmp_path, number, *extra, env=None, **kwargs):

@@ -15,7 +15,8 @@ import torch
 import extract_driver
 from conftest import REPO
 from corpus import make_corpus
-from sourcetrace.extraction import KILL_HOOK, EmbeddingCache, ExtractionError, make_plan, share_chunks
+from sourcetrace.extraction import EmbeddingCache, ExtractionError, make_plan, share_chunks
+from sourcetrace.testhooks import ENV as KILL_AT
 
 DRIVER = str(REPO / "tests" / "extract_driver.py")
 
@@ -49,7 +50,7 @@ def run(args, ranks=1, kill_after=None):
     """The driver alone (one thread, like each rank here) or under torchrun with `ranks` ranks."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if kill_after:
-        env[KILL_HOOK] = str(kill_after)
+        env[KILL_AT] = f"chunk-{kill_after}"
     launcher = [sys.executable] if ranks == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
     return subprocess.run(launcher + [DRIVER, *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO)

@@ -15,7 +15,7 @@ import soundfile as sf
 from conftest import REPO
 from stagerun import completed, error_of, make, script, stage
 from sourcetrace import report
-from sourcetrace.extraction import KILL_HOOK
+from sourcetrace.testhooks import ENV as KILL_AT
 
 OUT = "out"
 SYSTEM = "AASIST_CM"
@@ -34,7 +34,7 @@ def embeddings(tmp_path, number, folder=OUT):
 
 
 def kill_after_two_chunks(tmp_path, number, *extra):
-    killed = script(tmp_path, number, "--set", "chunk_size=2", *extra, env={KILL_HOOK: "2"})
+    killed = script(tmp_path, number, "--set", "chunk_size=2", *extra, env={KILL_AT: "chunk-2"})
     assert killed.returncode == -9, killed.stderr
     chunks = sorted(out(tmp_path, f".{SYSTEM}_work/stage{number}").glob("*/chunk_*.npz"))
     assert len(chunks) == 2

@@ -1,5 +1,5 @@
 """Bad input, skip manifests, atomic writes and safe re-runs: one test per item of the
-re-run issue, running the stage scripts' entry point (`registry.main`, what each script calls)
+re-run issue, running the stage scripts' entry point (`cli.main`, what each script calls)
 on generated corpora; the scenarios that involve killing or locking run real subprocesses."""
 import json
 

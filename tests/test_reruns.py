@@ -1,6 +1,6 @@
 """Re-runs never give a silently wrong result: one test per item of the re-run issue.
 
-Stages run through `registry.main` (exactly what each script's one line calls) or, where the
+Stages run through `cli.main` (exactly what each script's one line calls) or, where the
 item is about processes (kills, locks, the umask, the scenario of item 1), as subprocesses.
 """
 import errno

@@ -19,7 +19,7 @@ import torch
 
 import models
 from corpus import _tone
-from sourcetrace import registry
+from sourcetrace import cli
 from sourcetrace.errors import StageError
 from sourcetrace.training import checkpoints, data, loop, recipes, settings
 
@@ -81,7 +81,7 @@ def write(cfg: dict, tmp: Path) -> Path:
 
 def train(cfg: dict, tmp: Path, capsys, *extra) -> tuple[int, str, str]:
     """train_model.py in this process, as the script runs it: (exit status, stdout, stderr)."""
-    status = registry.main(0, ["--config", str(write(cfg, tmp)), *extra])
+    status = cli.main(0, ["--config", str(write(cfg, tmp)), *extra])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -357,7 +357,7 @@ def test_init_checkpoint_with_other_classes(corpus, tmp_path, capsys):
 def test_demo_config_trains_on_the_mini_stopa_training_attacks(tmp_path, capsys, monkeypatch):
     """config/demo_ResNet-34.conf as ./demo.sh --train runs it, on a tiny network for one epoch."""
     monkeypatch.chdir(REPO)  # the demo config's paths are relative to the repository
-    status = registry.main(0, ["--config", "config/demo_ResNet-34.conf", "--set", f"output_dir={tmp_path}",
+    status = cli.main(0, ["--config", "config/demo_ResNet-34.conf", "--set", f"output_dir={tmp_path}",
                                "--set", 'model_config={"architecture": "ResNet34", "n_mels": 40, "blocks": [1, 1, 1, 1], '
                                '"channels": [4, 4, 8, 8], "embedding_dim": 16}', "--set", "train.epochs=1",
                                "--device", "cpu"])

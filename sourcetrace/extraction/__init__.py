@@ -17,7 +17,7 @@ from .records import Extraction, ExtractionError, Utterance
 # The rest imports torch: loaded on first use, so that reading plans and records (which the
 # up-to-date checks of stages 2, 4 and 5 do through stages 1 and 3) starts fast.
 _LAZY = {"EmbeddingCache": "cache", "audio_key": "cache", "PRECISIONS": "device", "resolve_device": "device",
-         "tune_cpu_allocator": "device", "CPU_FORWARD_SAMPLES": "engine", "KILL_HOOK": "engine",
+         "tune_cpu_allocator": "device", "CPU_FORWARD_SAMPLES": "engine",
          "MAX_SECONDS": "engine", "Extractor": "engine", "Plan": "plan", "make_plan": "plan",
          "plan_batches": "plan", "share_chunks": "plan"}
 
@@ -30,6 +30,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CPU_FORWARD_SAMPLES", "KILL_HOOK", "MAX_SECONDS", "EmbeddingCache", "Extraction", "ExtractionError",
+__all__ = ["CPU_FORWARD_SAMPLES", "MAX_SECONDS", "EmbeddingCache", "Extraction", "ExtractionError",
            "Extractor", "PRECISIONS", "Plan", "Utterance", "audio_key", "device", "make_plan", "plan_batches",
            "resolve_device", "share_chunks", "tune_cpu_allocator"]

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import signal
 import time
 from collections import defaultdict, deque
 from contextlib import nullcontext
@@ -33,8 +31,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.hparams import DEFAULT_MAX_SECONDS
+
 from ..audio import SAMPLE_RATE, to_model_rate
 from ..ranks import World
+from ..testhooks import kill_point
 from . import device as devices
 from .cache import EmbeddingCache, audio_key
 from .decode import DECODERS, decoded_batches
@@ -52,8 +53,7 @@ log = logging.getLogger(__name__)
 CPU_FORWARD_SAMPLES = 16 * 16000
 # AASIST under `full` needs about 0.95 GB per minute of audio on CPU (9.4 GB for a 10-minute
 # file): 300 s stays under 5 GB, within a 24 GB machine with room for the rest of the run.
-MAX_SECONDS = 300
-KILL_HOOK = "SOURCETRACE_TEST_KILL_AFTER_CHUNKS"  # tests only: SIGKILL after writing this many chunks
+MAX_SECONDS = DEFAULT_MAX_SECONDS
 
 
 class Extractor:
@@ -171,7 +171,6 @@ class Extractor:
     def _run(self, utterances: list[Utterance], todo: Plan, keys: list, mine: list[int], cache: EmbeddingCache,
              bar, progress: "_Progress | None") -> None:
         """Extract the chunks `mine` of `todo`, writing each to the cache when finished."""
-        kill_after = int(os.environ.get(KILL_HOOK, "0"))
         batches = [batch for k in mine for batch in todo.chunks[k]]
         batch_chunk = [k for k in mine for _ in todo.chunks[k]]
         remaining = {k: len(todo.chunks[k]) for k in mine}
@@ -220,8 +219,7 @@ class Extractor:
                                 {slot[i]: reason for i, reason in chunk_failed.items()})
                     rows = None
                     written += 1
-                    if written == kill_after:
-                        os.kill(os.getpid(), signal.SIGKILL)
+                    kill_point(f"chunk-{written}")
                 if progress is not None:
                     progress.update()
             self._collect(rows)

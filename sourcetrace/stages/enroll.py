@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..protocols import folder_state, protocol_files, read_enrollment
 from ..results import Skip, StageResult
-from ..store import ids_path, save_embeddings
+from ..store import file_digest, ids_path, save_embeddings
 from .extraction import audio_identity, audio_path, build_extractor, extraction_identity, log
 
 
@@ -52,7 +52,6 @@ def _plan(protocol_dir: str, template: str, database_path: str, policy: str, sta
 
 def inputs(cfg) -> dict:
     p = plan(cfg)
-    from ..provenance import file_digest
     return {**extraction_identity(cfg), "enroll_protocols": {x.path.name: file_digest(x.path) for x in p.protocols},
             "audio": audio_identity(p.utterances)}
 

@@ -2,35 +2,19 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from ..errors import StageError
+from ..protocols import audio_path  # noqa: F401  (stages 1 and 3 import it from here)
 from ..results import Skip
+from ..store import audio_identity as store_audio_identity, file_digest
 
 log = logging.getLogger("sourcetrace")
 
 
-def audio_path(template: str, database_path: str, attack: str, file: str) -> Path:
-    return Path(template.format(database_path=database_path, attack=attack, file=file))
-
-
 def audio_identity(utterances) -> str:
-    """Digest of (attack, file, size, modification time) of every audio file, as `make` sees them.
-
-    A replaced or repaired file changes it; no audio is read. A missing file counts as such,
-    so a file that appears later makes the stage out of date too. Where the corpus lives is
-    not part of it: a copy that keeps the files' times is the same input. The listing behind
-    the digest is kept with the record, so that a change is named file by file."""
-    from ..provenance import listing_digest
-    lines = []
-    for key, path in sorted({u.key: str(u.path) for u in utterances}.items()):
-        try:
-            stat = os.stat(path)
-            lines.append(f"{key[0]}/{key[1]}\t{stat.st_size} bytes, mtime_ns {stat.st_mtime_ns}")
-        except OSError:
-            lines.append(f"{key[0]}/{key[1]}\tmissing")
-    return listing_digest(lines)
+    """`store.audio_identity` of the utterances' audio files."""
+    return store_audio_identity((u.key, u.path) for u in utterances)
 
 
 def extraction_identity(cfg) -> dict:
@@ -38,7 +22,6 @@ def extraction_identity(cfg) -> dict:
     checkpoint's SHA-256 (None when the file is gone: a stage that only reads this stage's
     outputs then trusts the recorded one, it does not need the checkpoint), and `batch_size`
     only under `reference`, the one policy where batches change embeddings."""
-    from ..provenance import file_digest
     path = Path(cfg["model_path"])
     found = {"checkpoint_sha256": file_digest(path) if path.is_file() else None}
     if cfg["input_policy"] == "reference":

@@ -14,13 +14,12 @@ from ..errors import StageError
 from ..protocols import protocol_files, read_enrollment
 from ..registry import STAGES
 from ..results import Skip, StageResult
-from ..store import load_embeddings, read_skips, write_fingerprints
+from ..store import file_digest, load_embeddings, read_skips, write_fingerprints
 
 log = logging.getLogger("sourcetrace")
 
 
 def inputs(cfg) -> dict:
-    from ..provenance import file_digest
     return {"enroll_protocols": {p.name: file_digest(p) for p in protocol_files(Path(cfg["enroll_protocol_dir"]))}}
 
 

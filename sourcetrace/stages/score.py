@@ -22,7 +22,7 @@ from ..registry import STAGES
 from ..results import StageResult
 from ..scoring import Enrollment, score_matrix
 from ..testhooks import kill_point
-from ..store import Paths, load_embeddings, read_fingerprints, read_skips
+from ..store import Paths, file_digest, load_embeddings, read_fingerprints, read_skips
 from ..store.scores import LABEL_NAMES, OPTIONAL_LABELS, REQUIRED_LABELS, EvaluationWriter, score_column
 
 log = logging.getLogger("sourcetrace")
@@ -40,7 +40,6 @@ def known_trial_files(cfg) -> list[Path]:
 
 def inputs(cfg) -> dict:
     """The trial protocols' content, and the back-end's own setting where it has one."""
-    from ..provenance import file_digest
     found = {"trial_protocols": {p.name: file_digest(p) for p in known_trial_files(cfg)}}
     setting = {"asnorm": "asnorm_top_n", "knn": "knn_k"}.get(cfg["backend"])
     if setting:

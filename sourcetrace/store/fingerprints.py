@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import StageError
+from ..registry import STAGES
 from .files import write_text
 
 
@@ -21,7 +22,7 @@ def write_fingerprints(path: Path, names: list[str], means: list[np.ndarray]) ->
 
 def read_fingerprints(path: Path) -> tuple[list[str], np.ndarray]:
     if not path.is_file():
-        raise StageError(f"{path}: not found; run stage 2 (create_fingerprint_avg_emb_csv.py) first")
+        raise StageError(f"{path}: not found; run {STAGES[2].hint} first")
     table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={"file": pa.string()}))
     if table.column_names[0] != "file":
         raise StageError(f"{path}:1: expected the header 'file,0,1,...'")

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..errors import StageError
+from ..registry import STAGES
 from ..protocols import FALSE_VALUES, TRUE_VALUES, column_index, parse_booleans
 
 REQUIRED_LABELS = ("IsTargetATK", "IsTargetAcousticModel", "IsTargetVocoderModel")
@@ -123,7 +124,7 @@ def read_evaluation_csv(path: Path) -> pa.Table:
     million rows fit in little memory; scores are read back as the float32 values written.
     """
     if not path.is_file():
-        raise StageError(f"{path}: not found; run stage 4 (cosine_sim.py) first")
+        raise StageError(f"{path}: not found; run {STAGES[4].hint} first")
     with open(path, newline="") as handle:
         header = next(csv.reader(handle), [])
     attack_column = header[column_index(header, "ATK", 4, path)]

@@ -22,6 +22,7 @@ import torch
 
 from ..audio import AudioError, decode_audio, load_audio
 from ..errors import StageError
+from .. import protocols
 from ..protocols import read_lines, token_rows
 
 COLUMNS = ("SPEAKER", "FILE", "-", "ATTACK", "LABEL")
@@ -92,11 +93,7 @@ def dev_split(rows: list[TrainRow], fraction: float, seed: int, train_target: st
 
 
 def audio_path(template: str, database_path: str, row: TrainRow) -> Path:
-    try:
-        return Path(template.format(database_path=database_path, attack=row.attack, file=row.file))
-    except (KeyError, IndexError, ValueError) as exc:
-        raise StageError(f"train_audio {template!r}: only {{database_path}}, {{attack}} and {{file}} "
-                         f"may appear ({exc})") from None
+    return protocols.audio_path(template, database_path, row.attack, row.file)
 
 
 def audio_problem(path: Path) -> str | None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 import models
 
 from ..errors import StageError
+from ..extraction.device import resolve_device
 from ..results import Skip, StageResult
+from ..store import audio_identity, file_digest
 from . import checkpoints, data, loop, recipes
 from .settings import architecture, train_settings
 
@@ -43,8 +44,6 @@ def inputs(cfg) -> dict:
     the recipe's defaults (less `num_workers`, which changes no result; `init` and
     `ssl_weights` as the SHA-256 of the file they name), the protocols (content) and their
     audio (size and time)."""
-    from ..provenance import file_digest
-    from ..stages.extraction import audio_identity
     settings = {k: v for k, v in train_settings(cfg).items() if k != "num_workers"}
     for key in ("init", "ssl_weights"):  # checkpoints it starts from, by content
         if settings.get(key):
@@ -57,9 +56,7 @@ def inputs(cfg) -> dict:
             if path.is_file():
                 rows = data.read_protocol(path)
                 found[key.replace("protocol", "audio")] = audio_identity(
-                    SimpleNamespace(key=(r.attack, r.file), path=data.audio_path(cfg["train_audio"],
-                                                                                 cfg["database_path"], r))
-                    for r in rows)
+                    ((r.attack, r.file), data.audio_path(cfg["train_audio"], cfg["database_path"], r)) for r in rows)
     return found
 
 
@@ -67,12 +64,6 @@ def _dataset(cfg, rows, classes, length, seed, random_crop):
     target = cfg["train_target"]
     return data.CropDataset([data.audio_path(cfg["train_audio"], cfg["database_path"], r) for r in rows],
                             [classes.index(r.target(target)) for r in rows], length, seed, random_crop)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def _rows(ctx, s: dict):
@@ -141,7 +132,7 @@ def run(ctx) -> StageResult | None:
     loop.fit(loop.Job(model=model, arch=arch, settings=s, classes=classes,
                       train_set=_dataset(cfg, rows, classes, length, s["seed"], True),
                       dev_set=_dataset(cfg, dev_rows, classes, length, s["seed"], False) if dev_rows else None,
-                      device=_device(cfg["device"]), precision=cfg["precision"], world=world, work=work,
+                      device=resolve_device(cfg["device"]), precision=cfg["precision"], world=world, work=work,
                       key=key, system=cfg["system"],
                       model_config=cfg["model_config"]))
     if not world.is_main:

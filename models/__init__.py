@@ -4,7 +4,10 @@ Every model is an `nn.Module` built as `Model(model_config, num_classes, input_p
 `forward(waves)` maps a batch of equal-length 16 kHz waveforms `(B, T)` to
 `(embedding (B, D), logits (B, C))`, and which exposes `embedding_dim`, `min_samples`
 (shortest waveform it accepts) and `fit_input(wave)` (the per-utterance part of the input
-policy, applied before batching).
+policy, applied before batching). A model with `takes_lengths = True` also takes
+`forward(waves, lengths)`: a zero-padded batch of different lengths `(B, T)` with each row's
+true length `(B,)`, and returns for every row, up to float rounding, what it returns for
+that row alone (the extraction engine then batches different lengths under `full`).
 """
 from __future__ import annotations
 

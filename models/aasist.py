@@ -258,6 +258,7 @@ class AASIST(nn.Module):
 
     sample_rate = 16000
     optimized = True  # the faster inference route (see the module doc); False: plain forward
+    takes_lengths = True  # forward(waves, lengths): exact mixed-length batches (see the module doc)
     # On the faster route the encoder's time axis (input samples / 3) is zero-padded up to a
     # multiple of `bucket` steps, and the padding re-zeroed before every convolution and cut
     # off at the end, so outputs are those of the exact length. Inputs of nearby lengths

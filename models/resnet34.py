@@ -129,6 +129,7 @@ class ResNet34(nn.Module):
 
     sample_rate = 16000
     optimized = True  # the faster inference route (see the module doc); False: plain forward
+    takes_lengths = True  # forward(waves, lengths): exact mixed-length batches (see the module doc)
 
     def __init__(self, model_config: dict, num_classes: int, input_policy: str = "fixed"):
         super().__init__()

@@ -81,6 +81,10 @@ def _fraction(v):
     return None if ok else "a number >= 0 and < 1 (0: no dev set, the last epoch is kept)"
 
 
+def _bool(v):
+    return None if isinstance(v, bool) else "true or false"
+
+
 def _object(v):
     return None if isinstance(v, dict) else "an object"
 
@@ -104,6 +108,9 @@ SCHEMA: dict[str, Key] = {
     "on_error": Key("fail", _choice("fail", "skip")),
     "chunk_size": Key(512, _int(1)),
     "precision": Key("fp32", _choice(*PRECISION_NAMES)),
+    # under `full`, batch utterances of nearby lengths, zero-padded, each embedded as if alone
+    # (false: only equal lengths share a batch); changes no embedding beyond float rounding
+    "exact_batching": Key(True, _bool),
     # AASIST under `full` needs about 0.95 GB of memory per minute of audio: 300 s (4.7 GB for
     # one utterance) leaves a 24 GB machine room for decoding ahead and the rest of a batch
     "max_seconds": Key(300, _number(0)),

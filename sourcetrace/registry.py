@@ -20,7 +20,7 @@ WHERE = ("system", "output_dir")
 # model keys of the extraction stages; `device`, `num_workers`, `chunk_size` decide how the
 # work is done, never what it gives, and are not part of a record's identity
 MODEL = ("model_path", "model_config", "input_policy", "batch_size", "precision", "on_error", "max_seconds",
-         "device", "num_workers", "chunk_size")
+         "device", "num_workers", "chunk_size", "exact_batching")
 EVALUATION = ("known_attacks", "unknown_filter", "dcf_operating_points", "bootstrap_resamples", "bootstrap_seed")
 
 

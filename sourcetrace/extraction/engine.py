@@ -36,7 +36,7 @@ from . import device as devices
 from .chunks import ChunkStore
 from .decode import DECODERS, decoded_batches
 from .device import PRECISIONS
-from .plan import Plan, make_plan, share_chunks
+from .plan import EXACT_MAX_PADDING, Plan, make_plan, share_chunks
 from .records import Extraction, ExtractionError, Utterance, fail
 
 log = logging.getLogger(__name__)
@@ -63,12 +63,16 @@ class Extractor:
     `max_forward_samples` are for tests and benchmarks: decoding in "threads" or
     "processes" (default: threads on CPU, processes on CUDA), and the most input samples
     per forward pass (-1: `CPU_FORWARD_SAMPLES` on CPU, no limit on GPUs; None: no limit;
-    as batches only stack independent rows, this changes no embedding)."""
+    as batches only stack independent rows, this changes no embedding). `exact_batching`:
+    under `full`, with a model that takes `lengths`, batch utterances of nearby lengths,
+    zero-padded, each embedded as if alone (`plan.plan_batches`); False: only utterances of
+    exactly the same length share a batch. Either way an embedding is the utterance's own up
+    to float rounding."""
 
     def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device | str, *,
                  on_error: str = "fail", chunk_size: int = 512, precision: str = "fp32",
                  max_seconds: float | None = MAX_SECONDS, signature: str = "", world: World = World(),
-                 decoder: str = "auto", max_forward_samples: int | None = -1):
+                 decoder: str = "auto", max_forward_samples: int | None = -1, exact_batching: bool = True):
         if precision not in PRECISIONS:
             raise ExtractionError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
         if decoder not in DECODERS:
@@ -90,11 +94,12 @@ class Extractor:
         self.max_forward_samples = (max_forward_samples if max_forward_samples != -1 else
                                     CPU_FORWARD_SAMPLES if self.device.type == "cpu" else None)
         self._inflight: deque = deque()  # CUDA batches whose embeddings are on their way back
+        self.exact = bool(exact_batching and policy == "full" and getattr(model, "takes_lengths", False))
 
     def _identity(self, utterances: list[Utterance], segments: list[range]) -> list:
         """What the chunks' contents depend on (not the rank count, nor which GPU of a type)."""
         return [self.signature, self.policy, self.batch_size, self.chunk_size, self.device.type, self.precision,
-                self.on_error, None if self.policy == "fixed" else self.max_seconds,
+                self.on_error, None if self.policy == "fixed" else self.max_seconds, self.exact,
                 [(u.attack, u.file, str(u.path)) for u in utterances], [(s.start, s.stop) for s in segments]]
 
     def extract(self, utterances: list[Utterance], work_root: Path, segments: list[range] | None = None,
@@ -111,7 +116,8 @@ class Extractor:
         if world.is_main:
             try:
                 plan = make_plan(utterances, self.model, self.policy, self.batch_size, self.chunk_size,
-                                 segments, self.on_error, self.max_seconds)
+                                 segments, self.on_error, self.max_seconds,
+                                 EXACT_MAX_PADDING if self.exact else None)
                 store.prepare()
                 setup = (plan, sorted(store.finished() & set(range(len(plan.chunks)))))
             except ExtractionError as exc:
@@ -204,32 +210,17 @@ class Extractor:
         """Embeddings of `ready` (row of `out`, input) into those rows of `out`."""
         if not ready:
             return
-        if self.policy == "reference":
-            groups = [ready]
-        else:  # equal lengths by plan; regroup in case a header misreported a length
-            by_len: dict[int, list] = defaultdict(list)
-            for i, x in ready:
-                by_len[x.shape[-1]].append((i, x))
-            groups = list(by_len.values())
+        passes = self._passes(ready)
         cuda = self.device.type == "cuda"
         dtype = PRECISIONS[self.precision]
-        passes = []
-        for group in groups:
-            longest = max(x.shape[-1] for _, x in group)
-            if all(x.shape[-1] == longest for _, x in group):
-                batch = torch.stack([x for _, x in group])
-            else:  # `reference`: zero-padded to the longest
-                batch = torch.zeros(len(group), longest)
-                for row, (_, x) in enumerate(group):
-                    batch[row, : x.shape[-1]] = x
-            rows = [i for i, _ in group]
-            step = max(1, self.max_forward_samples // longest) if self.max_forward_samples else len(rows)
-            passes += [(rows[k:k + step], batch[k:k + step]) for k in range(0, len(rows), step)]
-        for rows, batch in passes:
+        for rows, batch, lengths in passes:
             if cuda:
                 batch = batch.pin_memory()
             with (torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()):
-                embedding, _ = self.model(batch.to(self.device, non_blocking=True))
+                args = (batch.to(self.device, non_blocking=True),)
+                if lengths is not None:
+                    args += (lengths.to(self.device),)
+                embedding, _ = self.model(*args)
             if not cuda:
                 out[rows] = embedding.float().numpy()
                 continue
@@ -240,6 +231,47 @@ class Extractor:
             done.record(torch.cuda.current_stream(self.device))
             self._collect(out, keep=1)
             self._inflight.append((rows, host, done))
+
+    def _passes(self, ready: list[tuple[int, torch.Tensor]]) -> list[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
+        """The forward passes of one batch: (rows of `out`, inputs, true lengths or None),
+        each pass at most `max_forward_samples` of (padded) input, or one utterance."""
+        cap = self.max_forward_samples
+        if self.exact:  # shortest first; each pass padded to its own longest only
+            ready = sorted(ready, key=lambda item: item[1].shape[-1])
+            passes, start = [], 0
+            while start < len(ready):
+                stop = start + 1
+                while stop < len(ready) and (not cap or (stop + 1 - start) * ready[stop][1].shape[-1] <= cap):
+                    stop += 1
+                part = ready[start:stop]
+                longest = part[-1][1].shape[-1]
+                batch = torch.zeros(len(part), longest)
+                for row, (_, x) in enumerate(part):
+                    batch[row, : x.shape[-1]] = x
+                lengths = torch.tensor([x.shape[-1] for _, x in part])
+                passes.append(([i for i, _ in part], batch, None if lengths[0] == longest else lengths))
+                start = stop
+            return passes
+        if self.policy == "reference":
+            groups = [ready]
+        else:  # equal lengths by plan; regroup in case a header misreported a length
+            by_len: dict[int, list] = defaultdict(list)
+            for i, x in ready:
+                by_len[x.shape[-1]].append((i, x))
+            groups = list(by_len.values())
+        passes = []
+        for group in groups:
+            longest = max(x.shape[-1] for _, x in group)
+            if all(x.shape[-1] == longest for _, x in group):
+                batch = torch.stack([x for _, x in group])
+            else:  # `reference`: zero-padded to the longest
+                batch = torch.zeros(len(group), longest)
+                for row, (_, x) in enumerate(group):
+                    batch[row, : x.shape[-1]] = x
+            rows = [i for i, _ in group]
+            step = max(1, cap // longest) if cap else len(rows)
+            passes += [(rows[k:k + step], batch[k:k + step], None) for k in range(0, len(rows), step)]
+        return passes
 
     def _collect(self, out: np.ndarray | None, keep: int = 0) -> None:
         """Write the embeddings of all but the `keep` most recent GPU batches into `out`."""

@@ -95,6 +95,7 @@ class Extractor:
                                     CPU_FORWARD_SAMPLES if self.device.type == "cpu" else None)
         self._inflight: deque = deque()  # CUDA batches whose embeddings are on their way back
         self.exact = bool(exact_batching and policy == "full" and getattr(model, "takes_lengths", False))
+        devices.set_float32_math(self.device, precision)
 
     def _identity(self, utterances: list[Utterance], segments: list[range]) -> list:
         """What the chunks' contents depend on (not the rank count, nor which GPU of a type)."""

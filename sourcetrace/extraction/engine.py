@@ -34,7 +34,7 @@ from ..audio import SAMPLE_RATE, to_model_rate
 from ..ranks import World
 from . import device as devices
 from .chunks import ChunkStore
-from .decode import DECODERS, decoded_batches
+from .decode import DECODERS, MIN_SHARED_MEMORY, decoded_batches, processes_fit, shared_memory_bytes
 from .device import PRECISIONS
 from .plan import EXACT_MAX_PADDING, Plan, make_plan, share_chunks
 from .records import Extraction, ExtractionError, Utterance, fail
@@ -89,6 +89,11 @@ class Extractor:
         self.signature = signature
         self.world = world
         self.decoder = decoder if decoder != "auto" else ("processes" if self.device.type == "cuda" else "threads")
+        if decoder == "auto" and self.decoder == "processes" and num_workers > 0 and not processes_fit():
+            log.warning("/dev/shm holds only %d MB (a container's default?): decoding in threads, not worker "
+                        "processes; give it %d MB or more (docker run --shm-size=1g) for processes",
+                        (shared_memory_bytes() or 0) >> 20, MIN_SHARED_MEMORY >> 20)
+            self.decoder = "threads"
         if precision == "fp16" and self.device.type == "cpu":
             log.warning("precision fp16 on CPU is many times slower than fp32; bf16 is the fast one there")
         self.max_forward_samples = (max_forward_samples if max_forward_samples != -1 else
@@ -211,27 +216,56 @@ class Extractor:
         """Embeddings of `ready` (row of `out`, input) into those rows of `out`."""
         if not ready:
             return
-        passes = self._passes(ready)
-        cuda = self.device.type == "cuda"
+        for rows, batch, lengths in self._passes(ready):
+            self._pass(rows, batch, lengths, out)
+
+    def _pass(self, rows: list[int], batch: torch.Tensor, lengths: torch.Tensor | None, out: np.ndarray) -> None:
+        """One forward pass. Out of GPU memory, it runs as two halves (rows are independent,
+        so no embedding changes), and later passes take at most half as many samples."""
+        try:
+            embedding = self._embed(batch, lengths)
+        except torch.OutOfMemoryError:
+            if len(rows) == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            cap = batch.numel() // 2
+            if not self.max_forward_samples or cap < self.max_forward_samples:
+                log.warning("out of %s memory on a pass of %d inputs (%d samples); passes now take at most "
+                            "%d samples", self.device.type.upper(), len(rows), batch.numel(), cap)
+                self.max_forward_samples = cap
+            half = len(rows) // 2
+            for part in (slice(0, half), slice(half, None)):
+                self._pass(rows[part], batch[part], None if lengths is None else lengths[part], out)
+            return
+        if self.device.type != "cuda":
+            out[rows] = embedding.float().numpy()
+            return
+        # copy back without waiting; collected once the batch after the next is queued on the GPU
+        host, done = self._copy_back(embedding)
+        self._collect(out, keep=1)
+        self._inflight.append((rows, host, done))
+
+    def _embed(self, batch: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The network on one pass's inputs (from pinned memory on CUDA), under `precision`."""
         dtype = PRECISIONS[self.precision]
-        for rows, batch, lengths in passes:
-            if cuda:
-                batch = batch.pin_memory()
-            with (torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()):
-                args = (batch.to(self.device, non_blocking=True),)
-                if lengths is not None:
-                    args += (lengths.to(self.device),)
-                embedding, _ = self.model(*args)
-            if not cuda:
-                out[rows] = embedding.float().numpy()
-                continue
-            # copy back without waiting; collected once the next batch is queued on the GPU
-            host = torch.empty(embedding.shape, dtype=torch.float32, pin_memory=True)
-            host.copy_(embedding.float(), non_blocking=True)
-            done = torch.cuda.Event()
-            done.record(torch.cuda.current_stream(self.device))
-            self._collect(out, keep=1)
-            self._inflight.append((rows, host, done))
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        with (torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()):
+            args = (batch.to(self.device, non_blocking=True),)
+            if lengths is not None:
+                args += (lengths.to(self.device),)
+            embedding, _ = self.model(*args)
+        return embedding
+
+    def _copy_back(self, embedding: torch.Tensor) -> tuple[torch.Tensor, "torch.cuda.Event"]:
+        """Start copying a GPU pass's embeddings into pinned host memory: (buffer, event
+        recorded after the copy; the buffer is ready once it has completed)."""
+        host = torch.empty(embedding.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(embedding.float(), non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(self.device))
+        return host, done
 
     def _passes(self, ready: list[tuple[int, torch.Tensor]]) -> list[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
         """The forward passes of one batch: (rows of `out`, inputs, true lengths or None),

@@ -200,13 +200,15 @@ class ResNet34(nn.Module):
         waves, lengths = common_length(waves, lengths)
         if lengths is not None and self.training:
             raise RuntimeError("ResNet34: mixed-length batches are for inference (eval mode) only")
-        # the filterbank takes one utterance at a time; equal lengths give equal frame counts
-        if lengths is None:
-            x, frames = torch.stack([self.features(w) for w in waves]), None
-        else:  # each row's own samples: its mean normalisation sees no padding
-            feats = [self.features(w[:n]) for w, n in zip(waves, lengths.tolist())]
-            frames = torch.tensor([f.shape[0] for f in feats], device=waves.device)
-            x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # zero-padded frames
+        # the filterbank takes one utterance at a time; equal lengths give equal frame counts.
+        # It runs in float32 even under autocast: in float16 the power spectrum overflows
+        with torch.autocast(waves.device.type, enabled=False):
+            if lengths is None:
+                x, frames = torch.stack([self.features(w.float()) for w in waves]), None
+            else:  # each row's own samples: its mean normalisation sees no padding
+                feats = [self.features(w[:n].float()) for w, n in zip(waves, lengths.tolist())]
+                frames = torch.tensor([f.shape[0] for f in feats], device=waves.device)
+                x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # zero-padded frames
         x = x.unsqueeze(1)  # (B, 1, T, 81)
 
         if not self.optimized or self.training:

@@ -174,3 +174,32 @@ def test_out_of_gpu_memory_splits_the_pass_and_caps_later_ones(caplog):
     single = SumModel(oom_above=0)
     with pytest.raises(torch.OutOfMemoryError):  # one utterance that does not fit is an error
         Extractor(single, "full", 8, 0, "cpu")._forward([(0, torch.ones(5))], out)
+
+
+def test_resnet34_filterbank_runs_outside_autocast(resnet34_checkpoint, monkeypatch):
+    """In float16 (CUDA autocast casts its matrix products) the power spectrum overflows."""
+    import models
+    from resnet34_seeded import CONFIG
+    model = models.load_model(CONFIG, resnet34_checkpoint, "full")
+    seen = []
+    frontend = model.frontend.forward
+    monkeypatch.setattr(model.frontend, "forward",
+                        lambda wave: (seen.append((torch.is_autocast_enabled("cpu"), wave.dtype)), frontend(wave))[1])
+    x = 0.5 * torch.randn(2, 4000)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x)
+        model(x, torch.tensor([4000, 3000]))
+    assert seen == [(False, torch.float32)] * 4
+
+
+def test_resume_on_a_machine_with_fewer_gpus_restores_the_first_ones(monkeypatch):
+    from sourcetrace.training import checkpoints
+    state = checkpoints.rng_state()
+    state["cuda"] = [torch.zeros(8, dtype=torch.uint8), torch.ones(8, dtype=torch.uint8)]  # saved on 2 GPUs
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: restored.append((s.sum().item(), device)))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda s: pytest.fail("would fail on 1 GPU"))
+    checkpoints.set_rng_state(state)
+    assert restored == [(0, 0)]

@@ -389,9 +389,9 @@ class AASIST(nn.Module):
         if frames is None:
             valid_T = None
             out_T = self.pool_T(self.GAT_layer_T(e_T))
-        else:
-            out_T, valid_T = self.pool_T.forward_masked(self.GAT_layer_T(e_T, frames_valid(frames, e_T.shape[1])),
-                                                        frames_valid(frames, e_T.shape[1]))
+        else:  # row b has frames[b] temporal nodes
+            valid_T = frames_valid(frames, e_T.shape[1])
+            out_T, valid_T = self.pool_T.forward_masked(self.GAT_layer_T(e_T, valid_T), valid_T)
 
         out_T1, out_S1, master1, valid_T1 = self._branch(out_T, out_S, self.master1, self.HtrgGAT_layer_ST11,
                                                          self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1,

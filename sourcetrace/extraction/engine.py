@@ -227,6 +227,8 @@ class Extractor:
         except torch.OutOfMemoryError:
             if len(rows) == 1:
                 raise
+            embedding = None
+        if embedding is None:  # outside the handler, whose traceback holds the failed attempt's tensors
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             cap = batch.numel() // 2

@@ -6,7 +6,10 @@ Every model is an `nn.Module` built as `Model(model_config, num_classes, input_p
 (shortest waveform it accepts) and `fit_input(wave)` (the per-utterance part of the input
 policy, applied before batching). A class may also define `convert_state_dict(state)`, which
 renames a foreign checkpoint layout to its own before the strict load. The default of the
-config key `max_seconds` is the architecture's (`hparams.default_max_seconds`).
+config key `max_seconds` is the architecture's (`hparams.default_max_seconds`). A model with
+`takes_lengths = True` also takes `forward(waves, lengths)`: a zero-padded batch of different lengths `(B, T)` with each row's
+true length `(B,)`, and returns for every row, up to float rounding, what it returns for
+that row alone (the extraction engine then batches different lengths under `full`).
 """
 from __future__ import annotations
 

@@ -19,6 +19,14 @@ the original parameters and keys), the single-channel convolutions of the first 
 small matrix products that write channels-last directly, the front-end's (3, 3) pooling is
 a 1-D pooling over time and a maximum over filter triples, and the time axis is padded to
 shared lengths (`AASIST.bucket`). About x2.7 on CPU (benchmarks/bench_extraction.py --ablation).
+
+Exact mixed-length batching (`forward(waves, lengths)`, both routes, eval mode): rows of
+different lengths, zero-padded, each give the embedding of that row alone (up to float32
+rounding). Every encoder convolution's input has the padded frames of its row re-zeroed
+(what the unpadded computation's zero padding reads), the temporal nodes beyond a row's
+frames take no part in the graph attention (masked softmax), the graph pooling keeps the
+top `ratio` of each row's own nodes (its real nodes first, in the order the unpadded
+computation keeps them) and the readout's maximum and mean run over a row's nodes only.
 """
 from __future__ import annotations
 
@@ -29,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+from .masking import common_length, frames_valid, zero_beyond
 
 _CL = torch.channels_last
 
@@ -85,19 +95,22 @@ class ResidualBlock(nn.Module):
         self.conv_downsample = (nn.Conv2d(c_in, c_out, kernel_size=(1, 3), padding=(0, 1))
                                 if c_in != c_out else None)
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.selu(self.bn2(self.conv1(x)))
+    def forward(self, x: Tensor, width: Tensor | None = None) -> Tensor:
+        """With `width` (B,), only the first `width[b]` time steps of row b are data; its
+        output's first `width[b] // 3` are then those of the data alone."""
+        zero_beyond(x, width)
+        out = zero_beyond(F.selu(self.bn2(self.conv1(x))), width)
         out = self.conv2(out)
         identity = x if self.conv_downsample is None else self.conv_downsample(x)
         return F.max_pool2d(out + identity, (1, 3)) if self.pool else out + identity
 
-    def forward_fast(self, x: Tensor, width: int | None = None) -> Tensor:
+    def forward_fast(self, x: Tensor, width: int | Tensor | None = None) -> Tensor:
         """`forward` at inference, channels-last in and out: bn2 folded into conv1, in-place
         activation and residual sum, the pooling on contiguous channels-last memory. With
-        `width`, only the first `width` time steps of `x` are data and the rest padding; the
-        output's first `width // 3` are then exactly `forward`'s on the data alone."""
-        if width is not None:
-            x[..., width:] = 0  # what the convolutions' own zero padding would read
+        `width` (an int, or one per row), only the first `width` time steps of `x` are data
+        and the rest padding; the output's first `width // 3` are then exactly `forward`'s
+        on the data alone."""
+        zero_beyond(x, width)  # what the convolutions' own zero padding would read
         bn = self.bn2
         weight, bias = fuse_conv_bn_weights(self.conv1.weight, self.conv1.bias, bn.running_mean, bn.running_var,
                                             bn.eps, bn.weight, bn.bias)
@@ -111,9 +124,7 @@ class ResidualBlock(nn.Module):
         else:
             out = F.conv2d(_channels_last(x), weight, bias, padding=(1, 1))
             identity = x if self.conv_downsample is None else self.conv_downsample(_channels_last(x))
-        out = F.selu(_channels_last(out), inplace=True)
-        if width is not None:
-            out[..., width:] = 0
+        out = zero_beyond(F.selu(_channels_last(out), inplace=True), width)
         out = F.conv2d(out, self.conv2.weight, bias2, padding=(0, 1))
         out = _channels_last(out).add_(identity)
         return F.max_pool2d(out, (1, 3))
@@ -159,10 +170,13 @@ class GraphAttentionLayer(nn.Module):
         self.temp = temperature
         self.dropout = dropout
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
+        """`valid` (B, N): which nodes are real (None: all); padded nodes get no attention."""
         x = F.dropout(x, self.dropout, self.training) if self.dropout else x
         pairs = x.unsqueeze(2) * x.unsqueeze(1)  # (B, N, N, D)
         att = torch.matmul(torch.tanh(self.att_proj(pairs)), self.att_weight) / self.temp
+        if valid is not None:  # softmax over the attended node j of att[b, i, j]
+            att = att.masked_fill(~valid[:, None, :, None], -math.inf)
         att = F.softmax(att, dim=-2).squeeze(-1)
         x = self.proj_with_att(torch.matmul(att, x)) + self.proj_without_att(x)
         return F.selu(_node_bn(self.bn, x))
@@ -190,13 +204,20 @@ class HtrgGraphAttentionLayer(nn.Module):
         self.temp = temperature
         self.dropout = dropout
 
-    def forward(self, x1: Tensor, x2: Tensor, master: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x1: Tensor, x2: Tensor, master: Tensor,
+                valid1: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """`valid1` (B, N1): which type-1 nodes are real (None: all); padded ones get no attention."""
         n1 = x1.size(1)
         x = torch.cat([self.proj_type1(x1), self.proj_type2(x2)], dim=1)
         x = F.dropout(x, self.dropout, self.training) if self.dropout else x
+        padded = None
+        if valid1 is not None:
+            padded = ~torch.cat([valid1, valid1.new_ones(x2.shape[:2])], dim=1)  # (B, N)
 
         # master node update
         att_m = torch.matmul(torch.tanh(self.att_projM(x * master)), self.att_weightM)
+        if padded is not None:
+            att_m = att_m.masked_fill(padded[:, :, None], -math.inf)
         att_m = F.softmax(att_m / self.temp, dim=-2)
         master = (self.proj_with_attM(torch.matmul(att_m.squeeze(-1).unsqueeze(1), x))
                   + self.proj_without_attM(master))
@@ -208,6 +229,8 @@ class HtrgGraphAttentionLayer(nn.Module):
         att[:, n1:, n1:] = torch.matmul(pairs[:, n1:, n1:], self.att_weight22)
         att[:, :n1, n1:] = torch.matmul(pairs[:, :n1, n1:], self.att_weight12)
         att[:, n1:, :n1] = torch.matmul(pairs[:, n1:, :n1], self.att_weight12)
+        if padded is not None:
+            att = att.masked_fill(padded[:, None, :, None], -math.inf)
         att = F.softmax(att / self.temp, dim=-2).squeeze(-1)
         x = self.proj_with_att(torch.matmul(att, x)) + self.proj_without_att(x)
         x = F.selu(_node_bn(self.bn, x))
@@ -230,6 +253,18 @@ class GraphPool(nn.Module):
         k = max(int(h.size(1) * self.ratio), 1)
         _, idx = torch.topk(scores, k, dim=1)
         return torch.gather(h * scores, 1, idx.expand(-1, -1, h.size(2)))
+
+    def forward_masked(self, h: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """`forward` on rows with `valid` (B, N) real nodes: row b keeps its top
+        `max(int(n_b * ratio), 1)` real nodes (n_b = its real nodes) in `forward`'s order,
+        first; the rest of the returned nodes are zero padding. Returns (nodes, their validity)."""
+        scores = torch.sigmoid(self.proj(h))
+        # int(n * ratio) as Python computes it, in float64
+        keep = torch.clamp((valid.sum(1).double() * self.ratio).floor().long(), min=1)
+        _, idx = torch.topk(scores.masked_fill(~valid[..., None], -math.inf), int(keep.max()), dim=1)
+        kept = frames_valid(keep, idx.shape[1])
+        out = torch.gather(h * scores, 1, idx.expand(-1, -1, h.size(2)))
+        return out.masked_fill_(~kept[..., None], 0), kept
 
 
 class GraphBackend(nn.Module):
@@ -270,29 +305,47 @@ class GraphBackend(nn.Module):
         self.branch_dropout = branch_dropout
         self.embedding_dim = 5 * gat_dims[1]
 
-    def _branch(self, out_T, out_S, master, layer1, layer2, pool_S, pool_T):
-        out_T1, out_S1, master1 = layer1(out_T, out_S, master)
-        out_S1, out_T1 = pool_S(out_S1), pool_T(out_T1)
-        out_T_aug, out_S_aug, master_aug = layer2(out_T1, out_S1, master1)
+    def _branch(self, out_T, out_S, master, layer1, layer2, pool_S, pool_T, valid_T=None):
+        """One heterogeneous branch; `valid_T` (B, N): real temporal nodes (None: all)."""
+        out_T1, out_S1, master1 = layer1(out_T, out_S, master, valid_T)
+        out_S1 = pool_S(out_S1)
+        if valid_T is None:
+            out_T1 = pool_T(out_T1)
+        else:
+            out_T1, valid_T = pool_T.forward_masked(out_T1, valid_T)
+        out_T_aug, out_S_aug, master_aug = layer2(out_T1, out_S1, master1, valid_T)
         out = (out_T1 + out_T_aug, out_S1 + out_S_aug, master1 + master_aug)
         if self.branch_dropout and self.training:
             out = tuple(F.dropout(t, self.branch_dropout, True) for t in out)
-        return out
+        return (*out, valid_T)
 
-    def _embed(self, e_S: Tensor, e_T: Tensor) -> Tensor:
+    def _embed(self, e_S: Tensor, e_T: Tensor, frames: Tensor | None = None) -> Tensor:
+        """The graph part: spectral nodes `e_S` (B, S, C), temporal nodes `e_T` (B, T, C) ->
+        the embedding. `frames` (B,): each row's real temporal nodes (None: all); the nodes
+        beyond are zero and get no attention, and the readout runs over real nodes only."""
         out_S = self.pool_S(self.GAT_layer_S(e_S + self.pos_S))
-        out_T = self.pool_T(self.GAT_layer_T(e_T))
+        if frames is None:
+            valid_T = None
+            out_T = self.pool_T(self.GAT_layer_T(e_T))
+        else:
+            valid_T = frames_valid(frames, e_T.shape[1])
+            out_T, valid_T = self.pool_T.forward_masked(self.GAT_layer_T(e_T, valid_T), valid_T)
 
-        out_T1, out_S1, master1 = self._branch(out_T, out_S, self.master1, self.HtrgGAT_layer_ST11,
-                                               self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
-        out_T2, out_S2, master2 = self._branch(out_T, out_S, self.master2, self.HtrgGAT_layer_ST21,
-                                               self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2)
+        out_T1, out_S1, master1, valid_T1 = self._branch(out_T, out_S, self.master1, self.HtrgGAT_layer_ST11,
+                                                         self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1,
+                                                         valid_T)
+        out_T2, out_S2, master2, _ = self._branch(out_T, out_S, self.master2, self.HtrgGAT_layer_ST21,
+                                                  self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2, valid_T)
         out_T = torch.maximum(out_T1, out_T2)
         out_S = torch.maximum(out_S1, out_S2)
         master = torch.maximum(master1, master2)
 
-        return torch.cat([out_T.abs().amax(dim=1), out_T.mean(dim=1),
-                          out_S.abs().amax(dim=1), out_S.mean(dim=1), master.squeeze(1)], dim=1)
+        if valid_T1 is None:
+            t_max, t_mean = out_T.abs().amax(dim=1), out_T.mean(dim=1)
+        else:  # over each row's own nodes: padded ones zeroed (|.| >= 0 for the maximum)
+            out_T = out_T.masked_fill(~valid_T1[..., None], 0)
+            t_max, t_mean = out_T.abs().amax(dim=1), out_T.sum(dim=1) / valid_T1.sum(1, keepdim=True)
+        return torch.cat([t_max, t_mean, out_S.abs().amax(dim=1), out_S.mean(dim=1), master.squeeze(1)], dim=1)
 
 
 class AASIST(GraphBackend):
@@ -300,6 +353,7 @@ class AASIST(GraphBackend):
 
     sample_rate = 16000
     optimized = True  # the faster inference route (see the module doc); False: plain forward
+    takes_lengths = True  # forward(waves, lengths): exact mixed-length batches (see the module doc)
     # On the faster route the encoder's time axis (input samples / 3) is zero-padded up to a
     # multiple of `bucket` steps, and the padding re-zeroed before every convolution and cut
     # off at the end, so outputs are those of the exact length. Inputs of nearby lengths
@@ -341,19 +395,33 @@ class AASIST(GraphBackend):
             wave = wave.repeat(math.ceil(self.nb_samp / n))
         return wave[: self.nb_samp]
 
-    def _encode(self, x: Tensor) -> Tensor:
+    def _widths(self, lengths: Tensor) -> Tensor:
+        """Time steps of each row after the sinc filters and the front-end's 3x pooling."""
+        return (lengths - (self.conv_time.kernel_size - 1)) // 3
+
+    def _encode(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Sinc filterbank, |.|, (3, 3) max-pooling, BN, SELU, residual encoder:
-        `(B, T)` -> `(B, C, spectral, temporal)`."""
+        `(B, T)` -> `(B, C, spectral, temporal)`, and each row's temporal frames (None:
+        all rows have them all; else the frames beyond are zero)."""
         x = self.conv_time(x.unsqueeze(1)).unsqueeze(1)  # (B, 1, filters, time)
         x = F.selu(self.first_bn(F.max_pool2d(torch.abs(x), (3, 3))))
-        return self.encoder(x)
+        if lengths is None:
+            return self.encoder(x), None
+        width = self._widths(lengths)
+        for stage in self.encoder:
+            for block in stage:
+                x = block(x, width)
+                width = width // 3
+        return zero_beyond(x[..., : int(width.max())], width), width
 
-    def _encode_fast(self, x: Tensor) -> Tensor:
+    def _encode_fast(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """`_encode` on the faster inference route (see the module doc and `bucket`)."""
-        if x.shape[-1] < self.min_samples:  # the plain route fails in a pooling; so does this one
-            raise RuntimeError(f"AASIST input of {x.shape[-1]} samples; at least {self.min_samples} needed")
+        shortest = x.shape[-1] if lengths is None else int(lengths.min())
+        if shortest < self.min_samples:  # the plain route fails in a pooling; so does this one
+            raise RuntimeError(f"AASIST input of {shortest} samples; at least {self.min_samples} needed")
         k = self.conv_time.kernel_size
-        width = (x.shape[-1] - k + 1) // 3  # time steps after the (3, 3) pooling
+        widths = None if lengths is None else self._widths(lengths)  # one per row
+        width = (x.shape[-1] - k + 1) // 3 if widths is None else int(widths.max())  # time steps after the (3, 3) pooling
         padded = -(-width // self.bucket) * self.bucket if self.bucket else width
         x = F.pad(x[:, : 3 * width + k - 1], (0, 3 * (padded - width)))
         x = F.max_pool1d(self.conv_time(x.unsqueeze(1)).abs_(), 3)  # pool time: (B, filters, T')
@@ -363,12 +431,24 @@ class AASIST(GraphBackend):
         x = F.selu(self.first_bn(x), inplace=True)
         for stage in self.encoder:
             for block in stage:
-                x = block.forward_fast(x, width if width != x.shape[-1] else None)
+                if widths is None:
+                    x = block.forward_fast(x, width if width != x.shape[-1] else None)
+                else:
+                    x = block.forward_fast(x, widths)
+                    widths = widths // 3
                 width //= 3
-        return x[..., :width]
+        return zero_beyond(x[..., :width], widths), widths
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """`x` (B, T): waveforms; `lengths` (B,): how many of each row's samples are data
+        (the rest zero padding; None: all). Row b's outputs are those of `x[b, :lengths[b]]`
+        alone (up to float rounding; eval mode only)."""
+        x, lengths = common_length(x, lengths)
+        if lengths is not None and self.training:
+            raise RuntimeError("AASIST: mixed-length batches are for inference (eval mode) only")
         fast = self.optimized and not self.training
-        e = torch.abs(self._encode_fast(x) if fast else self._encode(x))  # (B, C, spectral, temporal)
-        embedding = self._embed(e.amax(dim=3).transpose(1, 2), e.amax(dim=2).transpose(1, 2))
+        e, frames = self._encode_fast(x, lengths) if fast else self._encode(x, lengths)
+        e = torch.abs(e)  # (B, C, spectral, temporal); padded frames zero
+        # (padded frames are zero and |e| >= 0, so the maxima over time are the rows' own)
+        embedding = self._embed(e.amax(dim=3).transpose(1, 2), e.amax(dim=2).transpose(1, 2), frames)
         return embedding, self.out_layer(embedding)

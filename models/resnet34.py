@@ -15,16 +15,27 @@ Inference in eval mode takes a faster route with the same outputs up to float32 
 convolutional trunk runs channels-last, with every BatchNorm folded into the convolution
 before it at forward time (the state dict keeps the original parameters and keys) and
 in-place ReLUs and residual sums. About x1.25 on CPU (benchmarks/bench_extraction.py).
+
+Exact mixed-length batching (`forward(waves, lengths)`, both routes, eval mode): rows of
+different lengths, zero-padded, each give the embedding of that row alone (up to float32
+rounding). The filterbank and its mean normalisation run on each row's own samples; every
+convolution's input has the frames beyond its row's re-zeroed (what the unpadded
+computation's zero padding reads; a stride-2 stage keeps `ceil(frames / 2)`), and the
+attentive statistics pooling's softmax, mean and deviation run over each row's frames only.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from .hparams import INPUT_POLICIES
 from torchaudio.compliance import kaldi
+
+from .hparams import INPUT_POLICIES
+from .masking import common_length, frames_valid, zero_beyond
 
 _CL = torch.channels_last
 
@@ -75,16 +86,25 @@ class BasicBlock(nn.Module):
                                          nn.BatchNorm2d(c_out))
                            if stride != 1 or c_in != c_out else None)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, frames: Tensor | None = None) -> Tensor:
+        """With `frames` (B,), only the first `frames[b]` time steps (dim 2) of row b are data;
+        the output's first `ceil(frames[b] / stride)` are then those of the data alone."""
+        zero_beyond(x, frames, dim=2)
         out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.bn2(self.conv2(zero_beyond(out, self.out_frames(frames), dim=2)))
         identity = x if self.downsample is None else self.downsample(x)
         return F.relu(out + identity)
 
-    def forward_fast(self, x: Tensor) -> Tensor:
+    def out_frames(self, frames: Tensor | None) -> Tensor | None:
+        """Time steps of the block's output for `frames` of input (3x3, padding 1, the stride)."""
+        stride = self.conv1.stride[0]
+        return frames if frames is None or stride == 1 else (frames - 1) // stride + 1
+
+    def forward_fast(self, x: Tensor, frames: Tensor | None = None) -> Tensor:
         """`forward` at inference on channels-last input: BatchNorms folded, in-place ops."""
+        zero_beyond(x, frames, dim=2)
         out = F.relu(_conv_bn(self.conv1, self.bn1, x), inplace=True)
-        out = _conv_bn(self.conv2, self.bn2, out)
+        out = _conv_bn(self.conv2, self.bn2, zero_beyond(out, self.out_frames(frames), dim=2))
         identity = x if self.downsample is None else _conv_bn(self.downsample[0], self.downsample[1], x)
         return F.relu(out.add_(identity), inplace=True)
 
@@ -110,6 +130,7 @@ class ResNet34(nn.Module):
 
     sample_rate = 16000
     optimized = True  # the faster inference route (see the module doc); False: plain forward
+    takes_lengths = True  # forward(waves, lengths): exact mixed-length batches (see the module doc)
 
     def __init__(self, model_config: dict, num_classes: int, input_policy: str = "fixed"):
         super().__init__()
@@ -173,22 +194,45 @@ class ResNet34(nn.Module):
             feats = feats[: self.max_frames]  # shorter utterances are used whole
         return feats
 
-    def forward(self, waves: Tensor) -> tuple[Tensor, Tensor]:
-        # the filterbank takes one utterance at a time; equal lengths give equal frame counts
-        x = torch.stack([self.features(w) for w in waves]).unsqueeze(1)  # (B, 1, T, 81)
+    def forward(self, waves: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """`waves` (B, T); `lengths` (B,): how many of each row's samples are data (the rest
+        zero padding; None: all). Row b's outputs are those of `waves[b, :lengths[b]]` alone
+        (up to float rounding; eval mode only)."""
+        waves, lengths = common_length(waves, lengths)
+        if lengths is not None and self.training:
+            raise RuntimeError("ResNet34: mixed-length batches are for inference (eval mode) only")
+        # the filterbank takes one utterance at a time; equal lengths give equal frame counts.
+        # It runs in float32 even under autocast: in float16 the power spectrum overflows
+        with torch.autocast(waves.device.type, enabled=False):
+            if lengths is None:
+                x, frames = torch.stack([self.features(w.float()) for w in waves]), None
+            else:  # each row's own samples: its mean normalisation sees no padding
+                feats = [self.features(w[:n].float()) for w, n in zip(waves, lengths.tolist())]
+                frames = torch.tensor([f.shape[0] for f in feats], device=waves.device)
+                x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # zero-padded frames
+        x = x.unsqueeze(1)  # (B, 1, T, 81)
 
         if not self.optimized or self.training:
             x = F.relu(self.pre_bn1(self.pre_conv1(x)))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 256, T/8, 11)
+            for layer in (self.layer1, self.layer2, self.layer3, self.layer4):  # to (B, 256, T/8, 11)
+                for block in layer:
+                    x = block(x, frames)
+                    frames = block.out_frames(frames)
         else:
             x = F.relu(_conv_bn(self.pre_conv1, self.pre_bn1, x), inplace=True)
             for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
                 for block in layer:
-                    x = block.forward_fast(x)
+                    x = block.forward_fast(x, frames)
+                    frames = block.out_frames(frames)
 
         # (B, C, T', F') -> (B, C * F', T'), channel-major like the original
         x = x.transpose(2, 3).flatten(1, 2)
-        w = self.attention(x)
+        if frames is None:
+            w = self.attention(x)
+        else:  # softmax, mean and deviation over each row's own frames
+            valid = frames_valid(frames, x.shape[2])[:, None, :]
+            x = x.masked_fill(~valid, 0)
+            w = F.softmax(self.attention[:-1](x).masked_fill(~valid, -math.inf), dim=2)
         mu = torch.sum(x * w, dim=2)
         sigma = torch.sqrt((torch.sum(x * x * w, dim=2) - mu * mu).clamp(min=1e-5))
 

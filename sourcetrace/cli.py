@@ -63,6 +63,12 @@ def parser_for(stage: Stage) -> argparse.ArgumentParser:
     return parser
 
 
+def _gpu_out_of_memory(exc: BaseException) -> bool:
+    """torch's out-of-memory error (checked without importing torch: stages 2, 4, 5 never do)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ()))
+
+
 def run(stage: Stage, argv: list[str] | None = None) -> int:
     """Parse the shared arguments and run `stage`; expected failures print one line, exit 2."""
     args = parser_for(stage).parse_args(argv)
@@ -82,6 +88,12 @@ def run(stage: Stage, argv: list[str] | None = None) -> int:
         return 2
     except MemoryError:
         print(f"error: {stage.hint} ran out of memory; lower batch_size or max_seconds", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if not _gpu_out_of_memory(exc):
+            raise
+        print(f"error: {stage.hint} ran out of GPU memory ({str(exc).splitlines()[0] if str(exc) else 'no detail'}); "
+              f"lower batch_size or max_seconds", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the previous outputs are unchanged", file=sys.stderr)

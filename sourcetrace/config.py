@@ -98,6 +98,10 @@ def _max_seconds(v):
     return None if v is None or is_number(v, 0, strict=True) else "a number > 0, or null (the architecture's default)"
 
 
+def _bool(v):
+    return None if isinstance(v, bool) else "true or false"
+
+
 def _object(v):
     return None if isinstance(v, dict) else "an object"
 
@@ -127,6 +131,9 @@ SCHEMA: dict[str, Key] = {
     # 24 GB machine room for decoding ahead and the rest of a batch; SSL_AASIST embeds long
     # inputs in windows (bounded memory) and allows 600 s
     "max_seconds": Key(None, _max_seconds),
+    # under `full`, batch utterances of nearby lengths, zero-padded, each embedded as if alone
+    # (false: only equal lengths share a batch); changes no embedding beyond float rounding
+    "exact_batching": Key(True, _bool),
     # under `reference`, stage 3 batches the rows of this trial file in its order (the published
     # scripts extracted one file's utterances and attached them to every file by row order)
     "reference_trial_file": Key("AA01-co-100", _string),

@@ -87,7 +87,16 @@ def init_world(device: str = "auto") -> World:
         return world
     import torch
     import torch.distributed as dist
+
+    from .errors import StageError
+    if device.startswith("cuda:"):
+        raise StageError(f"device {device} under torchrun would put every rank on that one GPU; use device cuda "
+                         f"(or auto): each rank takes cuda:LOCAL_RANK")
     use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda and world.local_size > torch.cuda.device_count():
+        raise StageError(f"torchrun started {world.local_size} processes on this machine, which has "
+                         f"{torch.cuda.device_count()} GPU(s): at most one rank per GPU (--nproc_per_node="
+                         f"{torch.cuda.device_count()}), or device cpu")
     if not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(world.local_rank)

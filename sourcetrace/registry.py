@@ -37,7 +37,7 @@ WHERE = ("system", "output_dir")
 # the extraction stages (1, 3): what an embedding depends on ...
 EMBEDDING = ("model_config", "input_policy", "precision", "on_error", "max_seconds")
 # ... and how the work is done (batch_size: see their `inputs`), never what it gives
-EXTRACTING = ("model_path", "batch_size", "device", "num_workers", "chunk_size", "database_path")
+EXTRACTING = ("model_path", "batch_size", "device", "num_workers", "chunk_size", "exact_batching", "database_path")
 # an embedding cached in stage 1's or 3's work folder depends on these identity entries and
 # on its utterance's audio (and, under `reference`, its batch): see `extraction.cache`
 EMBEDDING_KEY = ("checkpoint_sha256", "model_config", "input_policy", "precision")

@@ -43,6 +43,7 @@ def test_load_fills_defaults_and_applies_overrides(tmp_path):
     ("dcf_operating_points=[[1.5,1,1]]", "0 < p_target < 1"),
     ("bootstrap_resamples=-1", "an integer >= 0"),
     ("num_workers=true", "an integer >= 0"),
+    ("exact_batching=1", "true or false"),
 ])
 def test_invalid_values_are_rejected(tmp_path, override, message):
     path = tmp_path / "c.conf"

@@ -112,3 +112,60 @@ def test_silent_and_phase_cancelled_audio_is_embedded_with_a_warning(tmp_path, a
     assert np.isfinite(result.embeddings).all() and not result.failed
     warned = [r.getMessage() for r in caplog.records if "every sample is zero" in r.getMessage()]
     assert [w.split(":")[0] for w in warned] == [str(tmp_path / "cancel.wav"), str(tmp_path / "zeros.wav")]
+
+
+def test_plan_under_exact_batching_takes_nearby_lengths_up_to_the_padding_bound():
+    lengths = [100, 119, 121, 100, 140, 55, -1, 60, 61, 62]
+    # sorted (index): 55(5) 60(7) 61(8) 62(9) <= 66 | 100(0) 100(3) 119(1) <= 120 | 121(2) 140(4); -1 left out
+    assert plan_batches(lengths, 4, [range(10)], max_padding=0.2) == [[5, 7, 8, 9], [0, 3, 1], [2, 4]]
+    # batch_size still bounds a batch (121 <= 1.2 x 119); 0 padding is the equal-length plan
+    assert plan_batches(lengths, 2, [range(10)], max_padding=0.2) == [[5, 7], [8, 9], [0, 3], [1, 2], [4]]
+    assert plan_batches([50, 61, 60], 4, [range(3)], max_padding=0.2) == [[0, 2], [1]]
+    assert plan_batches(lengths, 4, [range(10)], max_padding=0.0) == plan_batches(lengths, 4, [range(10)])
+
+
+@pytest.mark.parametrize("cap", [None, 12000])
+def test_exact_batching_mixes_lengths_and_changes_no_embedding(cap, utterances, tmp_path, aasist_config):
+    model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth", "full")
+
+    def run(exact, name):
+        extractor = Extractor(model, "full", 8, 0, torch.device("cpu"), exact_batching=exact, max_forward_samples=cap)
+        seen = []
+        forward = extractor._forward
+        extractor._forward = lambda ready, out: (seen.append(sorted(x.shape[-1] for _, x in ready)),
+                                                 forward(ready, out))
+        result = extractor.extract(utterances, tmp_path / name)
+        assert not result.failed
+        return result.embeddings, seen
+
+    exact, exact_batches = run(True, "exact")
+    equal, equal_batches = run(False, "equal")
+    assert all(len(set(b)) == 1 for b in equal_batches)  # only twins share a batch
+    mixed = [b for b in exact_batches if len(set(b)) > 1]
+    assert mixed and len(exact_batches) < len(equal_batches)
+    assert all(b[-1] <= 1.2 * b[0] for b in exact_batches)
+    np.testing.assert_allclose(exact, equal, atol=1e-5, rtol=0)
+    with torch.inference_mode():  # and each is the utterance alone
+        for i in range(len(utterances)):
+            wave, _ = load_audio(utterances[i].path)
+            np.testing.assert_allclose(exact[i], model(torch.from_numpy(wave)[None])[0][0].numpy(), atol=1e-5, rtol=0)
+
+
+def test_exact_batching_applies_to_full_with_a_model_that_takes_lengths_only(aasist_config):
+    model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth", "full")
+    assert Extractor(model, "full", 8, 0, "cpu").exact
+    assert not Extractor(model, "full", 8, 0, "cpu", exact_batching=False).exact
+    assert not Extractor(model, "reference", 8, 0, "cpu").exact and not Extractor(model, "fixed", 8, 0, "cpu").exact
+    model.takes_lengths = False  # e.g. a model without `forward(waves, lengths)`
+    assert not Extractor(model, "full", 8, 0, "cpu").exact
+
+
+def test_exact_passes_split_by_the_sample_cap_and_pad_to_their_own_longest(aasist_config):
+    model = models.load_model(aasist_config, REPO / "models" / "AASIST_CM.pth", "full")
+    extractor = Extractor(model, "full", 8, 0, "cpu", max_forward_samples=30000)
+    ready = [(0, torch.ones(9000)), (1, torch.ones(5000)), (2, torch.ones(5000)), (3, torch.ones(14000))]
+    passes = extractor._passes(ready)
+    # shortest first: 5000, 5000, 9000 (3 x 9000 <= 30000; 4 x 14000 > 30000), then 14000
+    assert [(rows, tuple(batch.shape), None if n is None else n.tolist()) for rows, batch, n in passes] == [
+        ([1, 2, 0], (3, 9000), [5000, 5000, 9000]), ([3], (1, 14000), None)]
+    assert passes[0][1][0, 5000:].abs().sum() == 0  # zero padding

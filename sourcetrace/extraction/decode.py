@@ -4,9 +4,14 @@ On CPU, threads (libsndfile releases the GIL): worker processes would compete wi
 network's own intra-op threads for the same cores and pay for passing every waveform
 between processes. On CUDA, `num_workers` DataLoader processes. Workers only decode, at the
 file's own rate; resampling is left to the main thread (see `decode_batch`).
+
+DataLoader processes hand their waveforms over through `/dev/shm`; a container's default
+64 MB there ends in "Bus error", so the engine decodes in threads where it is smaller than
+`MIN_SHARED_MEMORY` (`processes_fit`).
 """
 from __future__ import annotations
 
+import shutil
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +21,22 @@ from ..audio import AudioError, decode_audio
 from .records import Utterance
 
 DECODERS = ("auto", "threads", "processes")
+# a batch of 8 utterances of 30 s is 15 MB of float32, and each worker keeps 2 batches ahead
+MIN_SHARED_MEMORY = 1 << 30
+
+
+def shared_memory_bytes(path: str = "/dev/shm") -> int | None:
+    """Size of the shared-memory file system (None where there is none, as on macOS)."""
+    try:
+        return shutil.disk_usage(path).total
+    except OSError:
+        return None
+
+
+def processes_fit() -> bool:
+    """Whether DataLoader worker processes can hand batches over through shared memory."""
+    size = shared_memory_bytes()
+    return size is None or size >= MIN_SHARED_MEMORY
 
 
 def decode_batch(utterances: list[Utterance], indices: list[int]) -> list:

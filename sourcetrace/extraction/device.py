@@ -37,6 +37,17 @@ def tune_cpu_allocator() -> bool:
     return _allocator_tuned
 
 
+def set_float32_math(device: torch.device | str, precision: str) -> None:
+    """Under `fp32` on CUDA, float32 convolutions and matrix products in float32 proper.
+
+    cuDNN runs float32 convolutions in TF32 (10-bit mantissa) by default on Ampere and newer
+    GPUs, which moves embeddings about 1e-3 away from the CPU's; `fp32` means float32, so TF32
+    is turned off (process-wide: it is a global switch). `bf16` and `fp16` leave it as is."""
+    if torch.device(device).type == "cuda" and precision == "fp32":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def resolve_device(name: str) -> torch.device:
     """The torch device of a configured `device` (`auto`: CUDA when available)."""
     if name in ("auto", "", None):

@@ -38,9 +38,9 @@ from ..ranks import World
 from ..testhooks import kill_point
 from . import device as devices
 from .cache import EmbeddingCache, audio_key
-from .decode import DECODERS, decoded_batches
+from .decode import DECODERS, MIN_SHARED_MEMORY, decoded_batches, processes_fit, shared_memory_bytes
 from .device import PRECISIONS
-from .plan import Plan, group_chunks, make_plan, share_chunks
+from .plan import EXACT_MAX_PADDING, Plan, group_chunks, make_plan, share_chunks
 from .records import Extraction, ExtractionError, Utterance, fail
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,16 @@ class Extractor:
     `max_forward_samples` are for tests and benchmarks: decoding in "threads" or
     "processes" (default: threads on CPU, processes on CUDA), and the most input samples
     per forward pass (-1: `CPU_FORWARD_SAMPLES` on CPU, no limit on GPUs; None: no limit;
-    as batches only stack independent rows, this changes no embedding)."""
+    as batches only stack independent rows, this changes no embedding). `exact_batching`:
+    under `full`, with a model that takes `lengths`, batch utterances of nearby lengths,
+    zero-padded, each embedded as if alone (`plan.plan_batches`); False: only utterances of
+    exactly the same length share a batch. Either way an embedding is the utterance's own up
+    to float rounding."""
 
     def __init__(self, model, policy: str, batch_size: int, num_workers: int, device: torch.device | str, *,
                  on_error: str = "fail", chunk_size: int = 512, precision: str = "fp32",
                  max_seconds: float | None = MAX_SECONDS, world: World = World(),
-                 decoder: str = "auto", max_forward_samples: int | None = -1):
+                 decoder: str = "auto", max_forward_samples: int | None = -1, exact_batching: bool = True):
         if precision not in PRECISIONS:
             raise ExtractionError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
         if decoder not in DECODERS:
@@ -86,11 +90,18 @@ class Extractor:
         self.max_seconds = max_seconds
         self.world = world
         self.decoder = decoder if decoder != "auto" else ("processes" if self.device.type == "cuda" else "threads")
+        if decoder == "auto" and self.decoder == "processes" and num_workers > 0 and not processes_fit():
+            log.warning("/dev/shm holds only %d MB (a container's default?): decoding in threads, not worker "
+                        "processes; give it %d MB or more (docker run --shm-size=1g) for processes",
+                        (shared_memory_bytes() or 0) >> 20, MIN_SHARED_MEMORY >> 20)
+            self.decoder = "threads"
         if precision == "fp16" and self.device.type == "cpu":
             log.warning("precision fp16 on CPU is many times slower than fp32; bf16 is the fast one there")
         self.max_forward_samples = (max_forward_samples if max_forward_samples != -1 else
                                     CPU_FORWARD_SAMPLES if self.device.type == "cpu" else None)
         self._inflight: deque = deque()  # CUDA batches whose embeddings are on their way back
+        self.exact = bool(exact_batching and policy == "full" and getattr(model, "takes_lengths", False))
+        devices.set_float32_math(self.device, precision)
 
     def extract(self, utterances: list[Utterance], work: Path, segments: list[range] | None = None,
                 desc: str = "") -> Extraction | None:
@@ -107,7 +118,8 @@ class Extractor:
         if world.is_main:
             try:
                 plan = make_plan(utterances, self.model, self.policy, self.batch_size, self.chunk_size,
-                                 segments, self.on_error, self.max_seconds)
+                                 segments, self.on_error, self.max_seconds,
+                                 EXACT_MAX_PADDING if self.exact else None)
                 keys = self._keys(utterances, plan)
                 cache.prepare()
                 embedded, failures = cache.load(self.model.embedding_dim)
@@ -228,6 +240,79 @@ class Extractor:
         """Embeddings of `ready` (row of `out`, input) into those rows of `out`."""
         if not ready:
             return
+        for rows, batch, lengths in self._passes(ready):
+            self._pass(rows, batch, lengths, out)
+
+    def _pass(self, rows: list[int], batch: torch.Tensor, lengths: torch.Tensor | None, out: np.ndarray) -> None:
+        """One forward pass. Out of GPU memory, it runs as two halves (rows are independent,
+        so no embedding changes), and later passes take at most half as many samples."""
+        try:
+            embedding = self._embed(batch, lengths)
+        except torch.OutOfMemoryError:
+            if len(rows) == 1:
+                raise
+            embedding = None
+        if embedding is None:  # outside the handler, whose traceback holds the failed attempt's tensors
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            cap = batch.numel() // 2
+            if not self.max_forward_samples or cap < self.max_forward_samples:
+                log.warning("out of %s memory on a pass of %d inputs (%d samples); passes now take at most "
+                            "%d samples", self.device.type.upper(), len(rows), batch.numel(), cap)
+                self.max_forward_samples = cap
+            half = len(rows) // 2
+            for part in (slice(0, half), slice(half, None)):
+                self._pass(rows[part], batch[part], None if lengths is None else lengths[part], out)
+            return
+        if self.device.type != "cuda":
+            out[rows] = embedding.float().numpy()
+            return
+        # copy back without waiting; collected once the batch after the next is queued on the GPU
+        host, done = self._copy_back(embedding)
+        self._collect(out, keep=1)
+        self._inflight.append((rows, host, done))
+
+    def _embed(self, batch: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The network on one pass's inputs (from pinned memory on CUDA), under `precision`."""
+        dtype = PRECISIONS[self.precision]
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        with (torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()):
+            args = (batch.to(self.device, non_blocking=True),)
+            if lengths is not None:
+                args += (lengths.to(self.device),)
+            embedding, _ = self.model(*args)
+        return embedding
+
+    def _copy_back(self, embedding: torch.Tensor) -> tuple[torch.Tensor, "torch.cuda.Event"]:
+        """Start copying a GPU pass's embeddings into pinned host memory: (buffer, event
+        recorded after the copy; the buffer is ready once it has completed)."""
+        host = torch.empty(embedding.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(embedding.float(), non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(self.device))
+        return host, done
+
+    def _passes(self, ready: list[tuple[int, torch.Tensor]]) -> list[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
+        """The forward passes of one batch: (rows of `out`, inputs, true lengths or None),
+        each pass at most `max_forward_samples` of (padded) input, or one utterance."""
+        cap = self.max_forward_samples
+        if self.exact:  # shortest first; each pass padded to its own longest only
+            ready = sorted(ready, key=lambda item: item[1].shape[-1])
+            passes, start = [], 0
+            while start < len(ready):
+                stop = start + 1
+                while stop < len(ready) and (not cap or (stop + 1 - start) * ready[stop][1].shape[-1] <= cap):
+                    stop += 1
+                part = ready[start:stop]
+                longest = part[-1][1].shape[-1]
+                batch = torch.zeros(len(part), longest)
+                for row, (_, x) in enumerate(part):
+                    batch[row, : x.shape[-1]] = x
+                lengths = torch.tensor([x.shape[-1] for _, x in part])
+                passes.append(([i for i, _ in part], batch, None if lengths[0] == longest else lengths))
+                start = stop
+            return passes
         if self.policy == "reference":
             groups = [ready]
         else:  # equal lengths by plan; regroup in case a header misreported a length
@@ -235,8 +320,6 @@ class Extractor:
             for i, x in ready:
                 by_len[x.shape[-1]].append((i, x))
             groups = list(by_len.values())
-        cuda = self.device.type == "cuda"
-        dtype = PRECISIONS[self.precision]
         passes = []
         for group in groups:
             longest = max(x.shape[-1] for _, x in group)
@@ -247,23 +330,9 @@ class Extractor:
                 for row, (_, x) in enumerate(group):
                     batch[row, : x.shape[-1]] = x
             rows = [i for i, _ in group]
-            step = max(1, self.max_forward_samples // longest) if self.max_forward_samples else len(rows)
-            passes += [(rows[k:k + step], batch[k:k + step]) for k in range(0, len(rows), step)]
-        for rows, batch in passes:
-            if cuda:
-                batch = batch.pin_memory()
-            with (torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()):
-                embedding, _ = self.model(batch.to(self.device, non_blocking=True))
-            if not cuda:
-                out[rows] = embedding.float().numpy()
-                continue
-            # copy back without waiting; collected once the next batch is queued on the GPU
-            host = torch.empty(embedding.shape, dtype=torch.float32, pin_memory=True)
-            host.copy_(embedding.float(), non_blocking=True)
-            done = torch.cuda.Event()
-            done.record(torch.cuda.current_stream(self.device))
-            self._collect(out, keep=1)
-            self._inflight.append((rows, host, done))
+            step = max(1, cap // longest) if cap else len(rows)
+            passes += [(rows[k:k + step], batch[k:k + step], None) for k in range(0, len(rows), step)]
+        return passes
 
     def _collect(self, out: np.ndarray | None, keep: int = 0) -> None:
         """Write the embeddings of all but the `keep` most recent GPU batches into `out`."""

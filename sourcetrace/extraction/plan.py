@@ -7,6 +7,10 @@ torchrun's ranks, works through the same chunks as an uninterrupted single proce
 - `full` and `fixed`: batches of inputs of exactly the same length (after the model's
   per-utterance `fit_input`, from the file headers, before any decoding), so no input is
   ever padded and an embedding does not depend on its batch neighbours.
+- `full` with exact batching (`max_padding`; models that take `lengths`): batches of
+  inputs of nearby lengths (sorted by length, the longest at most `1 + max_padding` times
+  the shortest), zero-padded, each embedded as if alone (`models/masking.py`), so batches
+  fill even where no two utterances have the same length.
 - `reference`: consecutive utterances within each segment (one protocol file), as the
   published STOPA scripts batched them.
 
@@ -50,17 +54,19 @@ class Plan:
 
 
 def make_plan(utterances: list[Utterance], model, policy: str, batch_size: int, chunk_size: int,
-              segments: list[range], on_error: str, max_seconds: float | None) -> Plan:
+              segments: list[range], on_error: str, max_seconds: float | None,
+              max_padding: float | None = None) -> Plan:
     """Check that every file exists, read lengths from the headers, batch and chunk.
 
     Under `full` and `reference` an utterance longer than `max_seconds` (None: no limit) is
     an error naming its protocol line, or a skip; `fixed` cuts every input to one length and
-    is exempt."""
+    is exempt. `max_padding` (not None: exact batching, `full` only) is `plan_batches`'."""
     failed: dict[int, str] = {}
     _check_exist(utterances, on_error, failed)
     limit = None if policy == "fixed" or max_seconds is None else max_seconds * SAMPLE_RATE
     lengths = _probe(utterances, model, policy, failed, on_error, limit)
-    batches = plan_batches(None if policy == "reference" else lengths, batch_size, segments)
+    batches = plan_batches(None if policy == "reference" else lengths, batch_size, segments,
+                           max_padding if policy == "full" else None)
     batches = [kept for b in batches if (kept := [i for i in b if i not in failed])]
     return Plan(group_chunks(batches, chunk_size), failed, lengths)
 
@@ -123,11 +129,29 @@ def _probe(utterances: list[Utterance], model, policy: str, failed: dict[int, st
     return lengths
 
 
-def plan_batches(lengths: list[int] | None, batch_size: int, segments: list[range]) -> list[list[int]]:
+# exact batching: a batch's longest input is at most this much longer than its shortest
+# (a fraction of it), so at most 1/6 of a batch's input is padding; on a corpus of many
+# utterances the neighbours in length order are far closer and the padding far less
+EXACT_MAX_PADDING = 0.2
+
+
+def plan_batches(lengths: list[int] | None, batch_size: int, segments: list[range],
+                 max_padding: float | None = None) -> list[list[int]]:
     """Batches of indices. With `lengths`: equal-length groups (sorted by length, then index;
-    negative lengths left out); without: consecutive indices within each segment."""
+    negative lengths left out), or with `max_padding` as well, runs of at most `batch_size`
+    in that order, each run's longest at most `(1 + max_padding)` times its shortest (runs
+    are cut greedily: a run takes the next index while both limits allow); without
+    `lengths`: consecutive indices within each segment."""
     if lengths is None:
         return [list(seg[i:i + batch_size]) for seg in segments for i in range(0, len(seg), batch_size)]
+    if max_padding is not None:
+        batches: list[list[int]] = []
+        for i in sorted((i for i, n in enumerate(lengths) if n >= 0), key=lambda i: (lengths[i], i)):
+            if batches and len(batches[-1]) < batch_size and lengths[i] <= (1 + max_padding) * lengths[batches[-1][0]]:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, n in enumerate(lengths):
         if n >= 0:

@@ -47,7 +47,7 @@ def build_extractor(ctx):
     log.info("%s: %s on %s, input policy %s", ctx.paths.system, cfg["model_path"], device, cfg["input_policy"])
     return Extractor(model, cfg["input_policy"], cfg["batch_size"], cfg["num_workers"], device,
                      on_error=cfg["on_error"], chunk_size=cfg["chunk_size"], precision=cfg["precision"],
-                     max_seconds=cfg["max_seconds"], world=ctx.world)
+                     max_seconds=cfg["max_seconds"], world=ctx.world, exact_batching=cfg["exact_batching"])
 
 
 def skip_of(stage: int, utterance, reason: str) -> Skip:

@@ -120,7 +120,8 @@ def _prepare_output_dir(paths: Paths) -> list[Path]:
 
 
 def _reachable(reads: tuple[int, ...], paths: Paths, external: set[int]) -> list[int]:
-    """The stages `reads` depend on, as their records say, less what lies behind files made elsewhere."""
+    """The stages `reads` depend on, as their records say (a stage that never ran: as declared),
+    less what lies behind files made elsewhere."""
     seen: set[int] = set()
     todo = [u for u in reads if u not in external]
     while todo:
@@ -128,8 +129,11 @@ def _reachable(reads: tuple[int, ...], paths: Paths, external: set[int]) -> list
         if u in seen:
             continue
         seen.add(u)
-        record = provenance.load_record(paths, u) or {}
-        todo += [int(v) for v, read in record.get("upstream", {}).items() if read != provenance.MADE_ELSEWHERE]
+        record = provenance.load_record(paths, u)
+        if record is None:  # never ran: the earliest stage to run may lie further up
+            todo += list(STAGES[u].upstream)
+        else:
+            todo += [int(v) for v, read in record.get("upstream", {}).items() if read != provenance.MADE_ELSEWHERE]
     return sorted(seen)
 
 

@@ -78,13 +78,15 @@ def _present(pooled: list[tuple]) -> list[int]:
 
 
 def absent_note(pooled: list[tuple]) -> str | None:
-    """One line naming the labels a system's corpus does not have, or None when all are there."""
-    missing = [ROWS[i] for i in range(len(ROWS)) if any(p[i] is None for p in pooled)]
+    """One line naming the labels some system's corpus does not have, or None when all are there."""
+    missing = [i for i in range(len(ROWS)) if any(p[i] is None for p in pooled)]
     if not missing:
         return None
-    columns = ", ".join(f"IsTarget{m}" for m in missing)
-    return (f"note: {', '.join(missing)}: not labelled in every corpus here (no {columns} column in its trial "
-            f"protocols), so no EER for it; '–' where a system lacks it, the column left out where all do")
+    names = ", ".join(ROWS[i] for i in missing)
+    columns = ", ".join(f"IsTarget{ROWS[i]}" for i in missing)
+    everywhere = all(p[i] is None for p in pooled for i in missing)
+    return (f"note: no {names} labels (no {columns} column in the trial protocols), so no EER"
+            + ("" if everywhere else "; '–' where a system lacks it"))
 
 
 def _cell(value: float | None, spec: str) -> str:

@@ -355,6 +355,6 @@ def test_mlaad_style_corpus_without_vocoder_runs_stages_1_to_5_and_the_report(tm
     assert report.returncode == 0, report.stderr
     assert report.stdout.splitlines()[0].split() == ["pooled", "EER", "(%)", "known", "ATK", "AM", "unknown", "ATK",
                                                      "AM"]
-    assert "note: VocoderModel: not labelled" in report.stdout
+    assert "note: no VocoderModel labels" in report.stdout
     text = (run / "report.md").read_text()
     assert "| system | known ATK | known AM | unknown ATK | unknown AM |" in text and "known VM" not in text

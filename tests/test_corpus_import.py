@@ -315,9 +315,48 @@ def stages(config, out, cwd):
     return done
 
 
+def check_pipeline(config, run, labels):
+    """Stages 1-5 and the report on an imported corpus: stage 5 pools exactly `labels`, its known-scenario
+    ATK EER is the reference EER of the evaluation CSV's rows, and the report shows only those labels."""
+    from sourcetrace.metrics import compute_eer
+    printed = stages(config, run, REPO).stdout
+    eer_dir = run / "AASIST_CM_EERs_pooled"
+    assert [line.split(",")[0] for line in lines(eer_dir / "pooled_eer_kn.csv")] == ["", *labels]
+    absent = [n for n in ("AcousticModel", "VocoderModel") if n not in labels]
+    details = json.loads((eer_dir / "pooled_eer_details.json").read_text())
+    assert details.get("absent_labels", []) == absent
+    short = {"ATK": "ATK", "AcousticModel": "AM", "VocoderModel": "VM"}
+    assert printed.splitlines()[1].split() == [short[n] for n in labels]
+    with open(run / "AASIST_CM_evaluation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [c for c in rows[0] if c.startswith("IsTarget")][:len(labels)] == [f"IsTarget{n}" for n in labels]
+    known = json.loads(config.read_text())["known_attacks"]
+    kn = [r for r in rows if r["ATK"] in known]
+    eer, _ = compute_eer([float(r["CosScore"]) for r in kn if r["IsTargetATK"] == "True"],
+                         [float(r["CosScore"]) for r in kn if r["IsTargetATK"] == "False"])
+    assert lines(eer_dir / "pooled_eer_kn.csv")[1] == f"ATK,{round(eer * 100, 2)!r}"
+    assert {r["label"] for r in csv.DictReader(open(eer_dir / "metrics.csv"))} >= set(labels)
+    report = subprocess.run([sys.executable, "-m", "sourcetrace.report", str(run), "AASIST_CM"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    heads = report.stdout.splitlines()[0].split()
+    assert heads == ["pooled", "EER", "(%)", "known", *(short[n] for n in labels), "unknown",
+                     *(short[n] for n in labels)]
+    if absent:
+        assert f"note: no {', '.join(absent)} labels" in report.stdout
+    text = (run / "report.md").read_text()
+    assert "| system | " + " | ".join(f"{s} {short[n]}" for s in ("known", "unknown") for n in labels) + " |" in text
+
+
+def corpus_import(*argv):
+    done = subprocess.run([sys.executable, "-m", "sourcetrace.corpus", *map(str, argv)], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.mark.slow
 def test_mlaad_style_corpus_without_vocoder_runs_stages_1_to_5_and_the_report(tmp_path):
-    from sourcetrace.metrics import compute_eer
     kept = mini_rows({"train": 0, "dev": 3, "eval": 2})
     protocols = tmp_path / "protocols"
     protocols.mkdir()
@@ -328,33 +367,42 @@ def test_mlaad_style_corpus_without_vocoder_runs_stages_1_to_5_and_the_report(tm
         table(protocols / f"{name}.csv", header,
               [[r["Path"], r["ATK"], r["AcousticModel"]] for r in kept if r["Split"] == split])
     out = tmp_path / "imported"
-    done = subprocess.run([sys.executable, "-m", "sourcetrace.corpus", "mlaad", str(protocols), "--audio-root",
-                           str(MINI), "--out", str(out), "--enroll-split", "dev", "--nc-sizes", "1,all"],
-                          cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    run = tmp_path / "run"
-    printed = stages(out / "mlaad.conf", run, REPO).stdout
-    eer_dir = run / "AASIST_CM_EERs_pooled"
-    assert [line.split(",")[0] for line in lines(eer_dir / "pooled_eer_kn.csv")] == ["", "ATK", "AcousticModel"]
-    details = json.loads((eer_dir / "pooled_eer_details.json").read_text())
-    assert details["absent_labels"] == ["VocoderModel"]
-    assert "VM" not in printed.split("\n")[1]
-    # the known-scenario ATK EER, recomputed from the evaluation CSV
-    with open(run / "AASIST_CM_evaluation.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert "IsTargetVocoderModel" not in rows[0]
-    known = json.loads((out / "mlaad.conf").read_text())["known_attacks"]
-    kn = [r for r in rows if r["ATK"] in known]
-    eer, _ = compute_eer([float(r["CosScore"]) for r in kn if r["IsTargetATK"] == "True"],
-                         [float(r["CosScore"]) for r in kn if r["IsTargetATK"] == "False"])
-    assert lines(eer_dir / "pooled_eer_kn.csv")[1] == f"ATK,{round(eer * 100, 2)!r}"
-    assert {r["label"] for r in csv.DictReader(open(eer_dir / "metrics.csv"))} == {"ATK", "AcousticModel"}
-    assert {r["label"] for r in csv.DictReader(open(eer_dir / "attribution.csv"))} == {"ATK", "AcousticModel"}
-    report = subprocess.run([sys.executable, "-m", "sourcetrace.report", str(run), "AASIST_CM"], cwd=REPO,
-                            capture_output=True, text=True)
-    assert report.returncode == 0, report.stderr
-    assert report.stdout.splitlines()[0].split() == ["pooled", "EER", "(%)", "known", "ATK", "AM", "unknown", "ATK",
-                                                     "AM"]
-    assert "note: no VocoderModel labels" in report.stdout
-    text = (run / "report.md").read_text()
-    assert "| system | known ATK | known AM | unknown ATK | unknown AM |" in text and "known VM" not in text
+    corpus_import("mlaad", protocols, "--audio-root", MINI, "--out", out, "--nc-sizes", "1,all")
+    check_pipeline(out / "mlaad.conf", tmp_path / "run", ["ATK", "AcousticModel"])
+
+
+@pytest.mark.slow
+def test_asvspoof2019_style_corpus_runs_stages_1_to_5_and_the_report(tmp_path):
+    """Mini-STOPA audio laid out as ASVspoof 2019 LA: AA01, AA03 as A01, A02 (dev), AA11 as A03 (train),
+    AA02, AA06 as A07, A19 (eval), and a bona fide row that is dropped."""
+    kept = mini_rows({"train": 2, "dev": 2, "eval": 2})
+    as_system = {"AA01": "A01", "AA03": "A02", "AA11": "A03", "AA02": "A07", "AA06": "A19"}
+    la = tmp_path / "LA"
+    protocols = la / "ASVspoof2019_LA_cm_protocols"
+    protocols.mkdir(parents=True)
+    paths = []
+    for split, kind in (("train", "trn"), ("dev", "trl"), ("eval", "trl")):
+        rows = [r for r in kept if r["Split"] == split and r["ATK"] in as_system]
+        folder = la / f"ASVspoof2019_LA_{split}" / "flac"
+        folder.mkdir(parents=True)
+        for r in rows:
+            (folder / r["FileName"]).symlink_to(MINI / r["Path"])
+        text = "".join(f"{r['Speaker']} {r['FileName'][:-5]} - {as_system[r['ATK']]} spoof\n" for r in rows)
+        paths.append(protocols / f"ASVspoof2019.LA.cm.{split}.{kind}.txt")
+        paths[-1].write_text(text + "LA_0001 LA_X_0001 - - bonafide\n")
+    out = tmp_path / "imported"
+    corpus_import("asvspoof2019la", *paths, "--out", out, "--known", "A01,A02", "--nc-sizes", "1")
+    check_pipeline(out / "asvspoof2019la.conf", tmp_path / "run", ["ATK", "AcousticModel", "VocoderModel"])
+
+
+@pytest.mark.slow
+def test_tada_style_list_with_attacks_only_runs_stages_1_to_5_and_the_report(tmp_path):
+    kept = [r for r in mini_rows({"train": 0, "dev": 3, "eval": 2})
+            if r["ATK"] in ("AA01", "AA03") and r["Split"] == "dev" or r["ATK"] in ("AA02", "AA04")]
+    manifest = tmp_path / "list.txt"
+    manifest.write_text("utt|speaker|system\n" + "".join(f"{r['Path'][:-5]}|{r['Speaker']}|{r['ATK']}\n"
+                                                          for r in kept))
+    out = tmp_path / "imported"
+    corpus_import("manifest", manifest, "--path", "utt", "--speaker", "speaker", "--attack", "system", "--suffix",
+                  ".flac", "--known", "AA01,AA03", "--audio-root", MINI, "--nc-sizes", "1,all", "--out", out)
+    check_pipeline(out / "manifest.conf", tmp_path / "run", ["ATK"])

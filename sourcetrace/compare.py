@@ -60,7 +60,7 @@ def run_backend(cfg: dict, paths: Paths, area: Path) -> dict:
     row = {"backend": cfg["backend"], "seconds": seconds}
     for scenario in ("known", "unknown"):
         for label, short in (("ATK", "ATK"), ("AcousticModel", "AM"), ("VocoderModel", "VM")):
-            row[f"{scenario}_{short}"] = eers[(scenario, label)]
+            row[f"{scenario}_{short}"] = eers.get((scenario, label))  # None: a label the corpus lacks
     for label, short in (("ATK", "ATK"), ("AcousticModel", "AM"), ("VocoderModel", "VM")):
         row[f"accuracy_{short}"] = 100 * accuracy[label] if label in accuracy else None
     row["auroc"] = float(detection["auroc"]) if detection["auroc"] else None

@@ -22,7 +22,7 @@ from .metrics.detection import ScoreBlocks, block_starts, eer, min_cllr, min_dcf
 from .metrics.groups import condition_groups
 from .store import write_text
 
-# output label -> trial protocol column; the last two only when the trial files have them
+# output label -> trial protocol column; all but ATK only when the trial files have them
 LABEL_COLUMNS = {**metrics.LABELS, "AmArchit": "IsTargetAmArchit", "VmArchit": "IsTargetVmArchit"}
 SCENARIOS = ("known", "unknown")
 COLUMNS = ["scenario", "label", "condition", "enroll_size", "n_target", "n_nontarget", "eer",
@@ -34,8 +34,8 @@ class EvaluationRows:
     """The pooled trial rows of stage 5, one entry per row.
 
     `scores` float64; `is_known` whether the row's ATK is a known attack; `labels` target
-    flags per output label (keys `ATK`, `AcousticModel`, `VocoderModel`, and optionally
-    `AmArchit`, `VmArchit`); `fingerprint` integer codes into `fingerprint_names`.
+    flags per output label (key `ATK`, and those of `AcousticModel`, `VocoderModel`, `AmArchit`,
+    `VmArchit` the trial files have); `fingerprint` integer codes into `fingerprint_names`.
     """
     scores: np.ndarray
     is_known: np.ndarray
@@ -45,10 +45,10 @@ class EvaluationRows:
 
     def __post_init__(self):
         n = len(self.scores)
-        missing = [name for name in metrics.LABELS if name not in self.labels]
+        missing = [name for name in ("ATK",) if name not in self.labels]
         unknown = [name for name in self.labels if name not in LABEL_COLUMNS]
         if missing or unknown:
-            raise ValueError(f"labels must be {', '.join(LABEL_COLUMNS)} (the first three required); "
+            raise ValueError(f"labels must be among {', '.join(LABEL_COLUMNS)} (ATK required); "
                              f"missing {missing}, unexpected {unknown}")
         arrays = {"is_known": self.is_known, "fingerprint": self.fingerprint,
                   **{f"labels[{k}]": v for k, v in self.labels.items()}}

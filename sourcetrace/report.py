@@ -56,16 +56,41 @@ def provenance_problems(output_dir: Path, systems: list[str]) -> dict[str, str]:
     return problems
 
 
-def read_pooled(path: Path) -> tuple[float, ...]:
-    """ATK, AM, VM EERs (%) of a reference pooled EER file."""
+def read_pooled(path: Path) -> tuple[float | None, ...]:
+    """ATK, AM, VM EERs (%) of a reference pooled EER file; None for a label the corpus does not
+    have (stage 5 writes the rows of the labels its trial protocols have; ATK always)."""
     try:
         with open(path, newline="") as handle:
             values = {row[0]: float(row[1]) for row in list(csv.reader(handle))[1:]}
-        return tuple(values[name] for name in ROWS)
+        if "ATK" not in values or set(values) - set(ROWS):
+            raise KeyError
+        return tuple(values.get(name) for name in ROWS)
     except FileNotFoundError:
         raise StageError(f"{path}: not found; {STAGE5}") from None
     except (KeyError, IndexError, ValueError):
-        raise StageError(f"{path}: not a pooled EER file (header ',EER', rows {', '.join(ROWS)})") from None
+        raise StageError(f"{path}: not a pooled EER file (header ',EER', rows {', '.join(ROWS)}; "
+                         f"ATK required)") from None
+
+
+def _present(pooled: list[tuple]) -> list[int]:
+    """Positions (in ATK, AM, VM order) of the labels that at least one system has."""
+    return [i for i in range(len(ROWS)) if any(p[i] is not None for p in pooled)]
+
+
+def absent_note(pooled: list[tuple]) -> str | None:
+    """One line naming the labels some system's corpus does not have, or None when all are there."""
+    missing = [i for i in range(len(ROWS)) if any(p[i] is None for p in pooled)]
+    if not missing:
+        return None
+    names = ", ".join(ROWS[i] for i in missing)
+    columns = ", ".join(f"IsTarget{ROWS[i]}" for i in missing)
+    everywhere = all(p[i] is None for p in pooled for i in missing)
+    return (f"note: no {names} labels (no {columns} column in the trial protocols), so no EER"
+            + ("" if everywhere else "; '–' where a system lacks it"))
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return "–" if value is None else f"{value:{spec}}"
 
 
 def read_metrics(path: Path) -> list[dict[str, str]]:
@@ -82,26 +107,36 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
 
 
 def table(output_dir: Path, systems: list[str], paper: bool = False) -> str:
-    """The pooled EER text table: one line per system (and its paper line with `paper`)."""
-    lines = [f"{'pooled EER (%)':24s}{'known ATK':>10s}{'AM':>7s}{'VM':>7s}{'unknown ATK':>13s}{'AM':>7s}{'VM':>7s}"]
-
-    def row(label: str, known: tuple, unknown: tuple, sign: str = "") -> str:
-        k, u = [f"{v:{sign}.2f}" for v in known], [f"{v:{sign}.2f}" for v in unknown]
-        return f"{label:24s}{k[0]:>10s}{k[1]:>7s}{k[2]:>7s}{u[0]:>13s}{u[1]:>7s}{u[2]:>7s}"
-
+    """The pooled EER text table: one line per system (and its paper line with `paper`); only the
+    labels some system has, with a note naming the others."""
+    pooled = {}
     for system in systems:
         folder = system_dir(output_dir, system)
-        known, unknown = read_pooled(folder / "pooled_eer_kn.csv"), read_pooled(folder / "pooled_eer_ukn.csv")
-        lines.append(row(system, known, unknown))
+        pooled[system] = read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
+    present = _present([p[:3] for p in pooled.values()] + [p[3:] for p in pooled.values()])
+    names = [("ATK", "AM", "VM")[i] for i in present]
+    heads = [f"known {n}" if k == 0 else n for k, n in enumerate(names)] + \
+            [f"unknown {n}" if k == 0 else n for k, n in enumerate(names)]
+    widths = [10 if k == 0 else 13 if k == len(names) else 7 for k in range(len(heads))]
+    lines = [f"{'pooled EER (%)':24s}" + "".join(f"{h:>{w}s}" for h, w in zip(heads, widths))]
+    cells = present + [3 + i for i in present]
+
+    def row(label: str, values: tuple, sign: str = "") -> str:
+        return f"{label:24s}" + "".join(f"{_cell(values[c], sign + '.2f'):>{w}s}" for c, w in zip(cells, widths))
+
+    for system in systems:
+        lines.append(row(system, pooled[system]))
         if paper and system in PAPER:
-            lines.append(row("  paper (STOPA)", PAPER[system]["known"], PAPER[system]["unknown"]))
-            lines.append(row("  ours - paper", *difference(known + unknown, system), sign="+"))
-    return "\n".join(lines)
+            lines.append(row("  paper (STOPA)", PAPER[system]["known"] + PAPER[system]["unknown"]))
+            lines.append(row("  ours - paper", sum(difference(pooled[system], system), ()), sign="+"))
+    note = absent_note([p[:3] for p in pooled.values()] + [p[3:] for p in pooled.values()])
+    return "\n".join(lines + ([note] if note else []))
 
 
 def difference(ours: tuple, system: str) -> tuple[tuple, tuple]:
     """Ours minus the paper's Table 4, per cell (known ATK/AM/VM, unknown ATK/AM/VM)."""
-    delta = tuple(round(a - b, 2) for a, b in zip(ours, PAPER[system]["known"] + PAPER[system]["unknown"]))
+    delta = tuple(None if a is None else round(a - b, 2)
+                  for a, b in zip(ours, PAPER[system]["known"] + PAPER[system]["unknown"]))
     return delta[:3], delta[3:]
 
 
@@ -124,18 +159,27 @@ def markdown(output_dir: Path, systems: list[str], paper: bool, report_path: Pat
            "EERs in percent as the STOPA reference computes them (no interpolation, tied targets "
            "first); definitions in the README, section \"Evaluation beyond Table 4\".", "",
            "## Pooled EER (Table 4)", ""]
-    header = ["system", "known ATK", "known AM", "known VM", "unknown ATK", "unknown AM", "unknown VM"]
-    rows = []
-    metrics = {}
+    pooled, metrics = {}, {}
     for system in systems:
         folder = system_dir(output_dir, system)
-        pooled = read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
-        rows.append([system, *(f"{v:.2f}" for v in pooled)])
-        if paper and system in PAPER:
-            rows.append([f"{system}, paper", *(f"{v:.2f}" for v in PAPER[system]["known"] + PAPER[system]["unknown"])])
-            rows.append([f"{system}, ours - paper", *(f"{v:+.2f}" for part in difference(pooled, system) for v in part)])
+        pooled[system] = read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
         metrics[system] = read_metrics(folder / "metrics.csv")
+    halves = [p[:3] for p in pooled.values()] + [p[3:] for p in pooled.values()]
+    present = _present(halves)
+    cells = present + [3 + i for i in present]
+    header = ["system", *(f"{s} {('ATK', 'AM', 'VM')[i]}" for s in ("known", "unknown") for i in present)]
+    rows = []
+    for system in systems:
+        rows.append([system, *(_cell(pooled[system][c], ".2f") for c in cells)])
+        if paper and system in PAPER:
+            paper_values = PAPER[system]["known"] + PAPER[system]["unknown"]
+            rows.append([f"{system}, paper", *(f"{paper_values[c]:.2f}" for c in cells)])
+            delta = sum(difference(pooled[system], system), ())
+            rows.append([f"{system}, ours - paper", *(_cell(delta[c], "+.2f") for c in cells)])
     out += _markdown_table(header, rows)
+    note = absent_note(halves)
+    if note:
+        out += [note[0].upper() + note[1:], ""]
     for system in systems:
         folder = system_dir(output_dir, system)
         out += _system_sections(system, folder, metrics[system], report_path)

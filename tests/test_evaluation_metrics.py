@@ -360,5 +360,13 @@ def test_inconsistent_rows_are_value_errors():
         EvaluationRows(**{**SMALL, "is_known": SMALL["is_known"][:3]})
     with pytest.raises(ValueError, match="fingerprint codes"):
         EvaluationRows(**{**SMALL, "fingerprint_names": NAMES[:2]})
-    with pytest.raises(ValueError, match="missing \\['VocoderModel'\\]"):
-        EvaluationRows(**{**SMALL, "labels": {k: SMALL["labels"][k] for k in ("ATK", "AcousticModel")}})
+    with pytest.raises(ValueError, match="missing \\['ATK'\\]"):
+        EvaluationRows(**{**SMALL, "labels": {k: SMALL["labels"][k] for k in ("AcousticModel", "VocoderModel")}})
+
+
+def test_labels_a_corpus_lacks_are_left_out():
+    """Without vocoder labels the rows are valid; the table has the same ATK and AM rows as with them."""
+    labels = {k: SMALL["labels"][k] for k in ("ATK", "AcousticModel")}
+    without, _ = evaluate(EvaluationRows(**{**SMALL, "labels": labels}), unknown_filter="reference", **OPTIONS)
+    full, _ = evaluate(small(), unknown_filter="reference", **OPTIONS)
+    assert without == [row for row in full if row["label"] in ("ATK", "AcousticModel")]

@@ -224,7 +224,8 @@ def test_trial_files_with_cr_only_line_ends_and_a_missing_label_column(tmp_path,
     trials = corpus.trial_dir / "AA05-co-1_trials.txt"
     lines = trials.read_text().splitlines()
     trials.write_text("\n".join(" ".join(line.split()[:7]) for line in lines) + "\n")  # no IsTargetVocoderModel
-    message = f"error: {trials}:1: no IsTargetVocoderModel column in the header"
+    # a label column may be absent from a corpus, but then from every trial file
+    message = f"error: {trials}:1: header differs from AA01-"
     assert stage(tmp_path, 3) == 0  # its utterances did not change: stage 3 is current; stage 4 reads the labels
     assert error_of(tmp_path, capsys, 4).startswith(message)
     assert error_of(tmp_path, capsys, 3, "--force").startswith(message)

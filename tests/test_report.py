@@ -102,3 +102,41 @@ def test_missing_output_folder(tmp_path):
     assert done.returncode == 2
     assert done.stderr == f"error: {tmp_path / 'absent' / 'SYS_EERs_pooled'}: not found (no system 'SYS' in " \
                           f"{tmp_path / 'absent'}); run stage 5 (compute_eer_pooled.py) for this system first\n"
+
+
+def test_labels_a_corpus_lacks_are_left_out_with_a_note(tmp_path):
+    """A corpus without vocoder labels: stage 5 writes ATK and AM rows only; the report shows those
+    columns and says why VM is missing, never a column of zeros."""
+    rows = small()
+    labels = {k: v for k, v in rows.labels.items() if k in ("ATK", "AcousticModel")}
+    paths = Paths(tmp_path, "NOVM")
+    folder = paths.staging(5) / paths.eer_dir.name
+    folder.mkdir(parents=True)
+    (folder / "pooled_eer_kn.csv").write_text(",EER\nATK,0.0\nAcousticModel,12.5\n")
+    (folder / "pooled_eer_ukn.csv").write_text(",EER\nATK,0.0\nAcousticModel,25.0\n")
+    (folder / "pooled_eer_details.json").write_text('{"unknown_filter": "reference"}\n')
+    write_evaluation(folder, type(rows)(rows.scores, rows.is_known, labels, rows.fingerprint, rows.fingerprint_names),
+                     unknown_filter="reference", **OPTIONS)
+    provenance.commit(paths, 5, {}, {4: None}, [paths.eer_dir / p.name for p in folder.iterdir()], [], 1)
+    done = report(tmp_path, "NOVM")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:3] == [
+        "pooled EER (%)           known ATK     AM  unknown ATK     AM",
+        "NOVM                          0.00  12.50         0.00  25.00",
+        "note: no VocoderModel labels (no IsTargetVocoderModel column in the trial protocols), so no EER"]
+    text = (tmp_path / "report.md").read_text()
+    assert "| system | known ATK | known AM | unknown ATK | unknown AM |\n|---|---|---|---|---|\n" \
+           "| NOVM | 0.00 | 12.50 | 0.00 | 25.00 |" in text
+    assert "Note: no VocoderModel labels" in text
+    assert "| condition | size | known ATK | known AM | unknown ATK | unknown AM |" in text and " VM" not in text
+    # beside a system that has vocoder labels, the column stays and the other system's cell is '–'
+    full = Paths(tmp_path, "FULL").eer_dir
+    full.mkdir()
+    (full / "pooled_eer_kn.csv").write_text(",EER\nATK,1.0\nAcousticModel,2.0\nVocoderModel,3.0\n")
+    (full / "pooled_eer_ukn.csv").write_text(",EER\nATK,4.0\nAcousticModel,5.0\nVocoderModel,6.0\n")
+    assert table(tmp_path, ["FULL", "NOVM"]).splitlines() == [
+        "pooled EER (%)           known ATK     AM     VM  unknown ATK     AM     VM",
+        "FULL                          1.00   2.00   3.00         4.00   5.00   6.00",
+        "NOVM                          0.00  12.50      –         0.00  25.00      –",
+        "note: no VocoderModel labels (no IsTargetVocoderModel column in the trial protocols), so no EER; "
+        "'–' where a system lacks it"]

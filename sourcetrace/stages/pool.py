@@ -34,6 +34,20 @@ def _read(ctx):
     return paths.evaluation_csv, read_evaluation_csv(paths.evaluation_csv)
 
 
+SHORT = {"ATK": "ATK", "AcousticModel": "AM", "VocoderModel": "VM"}
+
+
+def absent_labels(labels) -> list[str]:
+    """The pooled labels (of ATK, AcousticModel, VocoderModel) the trial protocols do not have."""
+    return [name for name in metrics.LABELS if name not in labels]
+
+
+def absent_note(absent: list[str]) -> str:
+    columns = ", ".join(metrics.LABELS[name] for name in absent)
+    return (f"note: no {', '.join(absent)} labels in this corpus (no {columns} column in the trial "
+            f"protocols): {'its EER is' if len(absent) == 1 else 'their EERs are'} not computed")
+
+
 def run(ctx) -> StageResult:
     source, table = _read(ctx)
     return StageResult(write_pooled(ctx.cfg, ctx.paths, source, table, ctx.output))
@@ -46,7 +60,7 @@ def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
     try:
         table = pool_table(table, cfg["known_attacks"])
         rows = pooled_rows(table, cfg["known_attacks"], pooled=True)
-        labels = {name: rows.labels[name] for name in metrics.LABELS}
+        labels = {name: rows.labels[name] for name in metrics.LABELS if name in rows.labels}
         results = metrics.pooled_eers(rows.scores, rows.is_known, labels, cfg["unknown_filter"])
     except ValueError as exc:
         raise StageError(f"{source}: {exc}") from None
@@ -54,12 +68,16 @@ def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
     files = {name: out / name for name in ("pooled_eer_kn.csv", "pooled_eer_ukn.csv", "pooled_eer_details.json")}
     write_text(output(files["pooled_eer_kn.csv"]), metrics.format_pooled_csv(results["known"]))
     write_text(output(files["pooled_eer_ukn.csv"]), metrics.format_pooled_csv(results["unknown"]))
+    absent = absent_labels(labels)
+    if absent:
+        log.warning("%s: %s", source, absent_note(absent))
     details = {scenario: {name: {"eer_percent": r.percent, "eer": r.eer, "threshold": r.threshold,
                                  "n_target": r.n_target, "n_nontarget": r.n_nontarget}
                           for name, r in res.items()} for scenario, res in results.items()}
     write_text(output(files["pooled_eer_details.json"]), json.dumps(
         {"system": paths.system, "known_attacks": list(cfg["known_attacks"]),
-         "unknown_filter": cfg["unknown_filter"], "rows": int(len(rows.scores)), **details}, indent=2) + "\n")
+         "unknown_filter": cfg["unknown_filter"], "rows": int(len(rows.scores)),
+         **({"absent_labels": absent} if absent else {}), **details}, indent=2) + "\n")
     folder = output(out / "metrics.csv").parent
     try:
         wider = write_evaluation(folder, rows, unknown_filter=cfg["unknown_filter"],
@@ -77,7 +95,7 @@ def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
                     "not scored against every fingerprint of the condition", trials.incomplete)
     if show:
         print(f"{paths.system} pooled EER (%), unknown scenario filter: {cfg['unknown_filter']}")
-        print(f"{'':10s}{'ATK':>8s}{'AM':>8s}{'VM':>8s}")
+        print(f"{'':10s}" + "".join(f"{SHORT[n]:>8s}" for n in labels))
         for scenario in ("known", "unknown"):
-            print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in metrics.LABELS))
+            print(f"{scenario:10s}" + "".join(f"{results[scenario][n].percent:8.2f}" for n in labels))
     return [*files.values(), *(out / p.name for p in wider + attributed)]

@@ -4,7 +4,7 @@
 (float32 text; `CosScore` under the `cosine` back-end, `Score` under the others), standard
 CSV quoting where a value needs it (a file name with a comma or a quote), none otherwise.
 `<system>_evaluation.arrow`: the columns stage 5 needs, same rows: `AbstractModel`, `ATK`,
-the IsTarget* labels, `AcousticModel` and `VocoderModel` when the trial files have them
+the IsTarget* labels the trial files have (`IsTargetATK` always), `AcousticModel` and `VocoderModel` when the trial files have them
 (dictionary-encoded), `Utterance` (the row's index in stage 3's trial store) and the score.
 Stage 5 reads the Arrow copy when stage 4's record shows it intact, else the CSV, which
 may also be one made elsewhere (the STOPA authors' published evaluation files).
@@ -25,8 +25,10 @@ from ..errors import StageError
 from ..registry import STAGES
 from ..protocols import FALSE_VALUES, TRUE_VALUES, column_index, parse_booleans
 
-REQUIRED_LABELS = ("IsTargetATK", "IsTargetAcousticModel", "IsTargetVocoderModel")
-OPTIONAL_LABELS = ("IsTargetAmArchit", "IsTargetVmArchit")
+# Every corpus has attacks; a corpus without acoustic-model or vocoder labels (an imported one,
+# `sourcetrace.corpus`) has no such columns, and stage 5 then pools and reports the labels present.
+REQUIRED_LABELS = ("IsTargetATK",)
+OPTIONAL_LABELS = ("IsTargetAcousticModel", "IsTargetVocoderModel", "IsTargetAmArchit", "IsTargetVmArchit")
 LABEL_NAMES = ("AcousticModel", "VocoderModel")  # the trial rows' AM and VM names (stage 5's attribution)
 SCORE_COLUMNS = ("CosScore", "Score")  # the score's name under `cosine`, under any other back-end
 

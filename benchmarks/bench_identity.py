@@ -53,10 +53,11 @@ def main() -> None:
     cfg = json.loads(Path(args.config).read_text())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        corpus = tmp / "corpus"
-        shutil.copytree(REPO / cfg["database_path"], corpus)  # copy2: times kept
-        trials_dir = corpus / Path(cfg["trial_protocol_dir"]).relative_to(cfg["database_path"])
-        enroll_dir = corpus / Path(cfg["enroll_protocol_dir"]).relative_to(cfg["database_path"])
+        corpus, trials_dir, enroll_dir = tmp / "corpus", tmp / "trials", tmp / "enroll"
+        # copy2: file times kept, so the copy is the same input
+        shutil.copytree(REPO / cfg["database_path"], corpus, ignore=shutil.ignore_patterns("protocols_*"))
+        shutil.copytree(REPO / cfg["trial_protocol_dir"], trials_dir)
+        shutil.copytree(REPO / cfg["enroll_protocol_dir"], enroll_dir)
         cfg.update(database_path=str(corpus), trial_protocol_dir=str(trials_dir), enroll_protocol_dir=str(enroll_dir),
                    output_dir=str(tmp / "out"), model_path=str(REPO / cfg["model_path"]))
         config = tmp / "bench.conf"

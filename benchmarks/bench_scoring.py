@@ -35,10 +35,8 @@ def child(kind: str, root: str, extra: str = "") -> None:
     start = time.perf_counter()
     result = {}
     if kind in ("stage4", "stage5"):
-        from sourcetrace import stages
-        from sourcetrace.cli import run_stage
-        number, fn = (4, stages.score_trials) if kind == "stage4" else (5, stages.pooled_eer)
-        status = run_stage(number, fn, "", ["--config", str(Path(root) / "bench.conf"), "--force", "-q"])
+        from sourcetrace.cli import main as stage
+        status = stage(4 if kind == "stage4" else 5, ["--config", str(Path(root) / "bench.conf"), "--force", "-q"])
         assert status == 0
     elif kind == "ref4":
         reference_stage4(Path(root))

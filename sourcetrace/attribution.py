@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from .metrics.attribution import accuracy, auroc, detection_eer, fpr_at_tpr, macro_f1
 from .metrics.groups import FINGERPRINT_NAME, condition_groups
-from .metrics.pooling import fingerprint_codes, known_rows
+from .pooling import fingerprint_codes, known_rows
 from .store import write_text
 from .store.scores import LABEL_NAMES, scores_of
 
@@ -163,7 +163,7 @@ def _selections(trials: Trials):
         yield condition, size, trials.group == g
 
 
-def evaluate(trials: Trials) -> tuple[list[dict], list[dict]]:
+def attribution_tables(trials: Trials) -> tuple[list[dict], list[dict]]:
     """Rows of attribution.csv and of unknown_detection.csv (dicts by column; absent cells empty)."""
     attribution, detection = [], []
     for condition, size, mask in _selections(trials):
@@ -195,7 +195,7 @@ def write_attribution(out_dir: Path, trials: Trials) -> list[Path]:
     (each atomically); returns their paths."""
     from .attribution_plot import plot_confusion, plot_detection_scores
     out_dir = Path(out_dir)
-    attribution, detection = evaluate(trials)
+    attribution, detection = attribution_tables(trials)
     paths = [out_dir / "attribution.csv", out_dir / "unknown_detection.csv", out_dir / "attribution_confusion.png",
              out_dir / "unknown_detection.png"]
     write_text(paths[0], format_csv(ATTRIBUTION_COLUMNS, attribution))

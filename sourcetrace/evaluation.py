@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -88,15 +89,26 @@ def dcf_column(point: tuple[float, float, float]) -> str:
     return "min_dcf_" + "_".join(f"{x:g}" for x in point)
 
 
-def _cells(blocks: ScoreBlocks, points) -> dict:
-    """Counts, and every metric when the rows have targets and non-targets."""
+def _cells(blocks: ScoreBlocks, points) -> tuple[dict, metrics.EER | None]:
+    """Counts, and every metric when the rows have targets and non-targets; and their EER."""
     n_target, n_nontarget = blocks.totals
     cells = {"n_target": n_target, "n_nontarget": n_nontarget}
-    if n_target and n_nontarget:
-        value, threshold = eer(blocks)
-        cells.update({"eer": 100 * value, "eer_threshold": threshold, "rocch_eer": 100 * rocch_eer(blocks),
-                      "min_cllr": min_cllr(blocks), **{dcf_column(p): min_dcf(blocks, *p) for p in points}})
-    return cells
+    if not (n_target and n_nontarget):
+        return cells, None
+    value, threshold = eer(blocks)
+    cells.update({"eer": 100 * value, "eer_threshold": threshold, "rocch_eer": 100 * rocch_eer(blocks),
+                  "min_cllr": min_cllr(blocks), **{dcf_column(p): min_dcf(blocks, *p) for p in points}})
+    return cells, metrics.EER(value, threshold, n_target, n_nontarget)
+
+
+class Evaluation(NamedTuple):
+    """`table`: metrics.csv rows (dicts by column; absent cells empty); `curves`: per scenario
+    (label, p_miss, p_fa, eer) of the pooled rows, decimated to at most 2000 points;
+    `pooled`: per scenario and label the pooled `EER` (Table 4's numbers), absent where the
+    pooled rows lack targets or non-targets."""
+    table: list[dict]
+    curves: dict[str, list]
+    pooled: dict[str, dict[str, metrics.EER]]
 
 
 def _bootstrap_weights(fingerprint: np.ndarray, n_fp: int, resamples: int, seed: int) -> np.ndarray:
@@ -123,9 +135,8 @@ def _condition_rows(fingerprint: np.ndarray, names: list[str]) -> list[tuple[str
 
 
 def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points, bootstrap_resamples: int,
-             bootstrap_seed: int) -> tuple[list[dict], dict[str, list]]:
-    """metrics.csv rows (dicts by column; absent cells are empty) and the DET curves per scenario
-    ((label, p_miss, p_fa, eer) of the pooled rows, decimated to at most 2000 points)."""
+             bootstrap_seed: int) -> Evaluation:
+    """Every metric of every scenario, label and condition group, from one sort of the rows."""
     points = check_options(dcf_operating_points, bootstrap_resamples, bootstrap_seed)
     names = [name for name in LABEL_COLUMNS if name in rows.labels]
     # Every metric depends on a row set only through its blocks of tied scores, never on the
@@ -140,6 +151,7 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
     groups = [("pooled", "pooled", None)] + _condition_rows(fingerprint, rows.fingerprint_names)
     found: dict[tuple, dict] = {}
     curves: dict[str, list] = {scenario: [] for scenario in SCENARIOS}
+    pooled: dict[str, dict[str, metrics.EER]] = {scenario: {} for scenario in SCENARIOS}
     for scenario in SCENARIOS:
         by_rows: dict[int, list[str]] = {}  # labels sharing a row set share its selections
         for name in names:
@@ -153,9 +165,10 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
                 for name in shared:
                     y = labels[name][selected]
                     blocks = ScoreBlocks.from_sorted(group_scores, y, starts)
-                    row = {"scenario": scenario, "label": name, "condition": condition, "enroll_size": size,
-                           **_cells(blocks, points)}
-                    if group_rows is None and "eer" in row:  # pooled: interval and DET curve
+                    cells, found_eer = _cells(blocks, points)
+                    row = {"scenario": scenario, "label": name, "condition": condition, "enroll_size": size, **cells}
+                    if group_rows is None and found_eer:  # pooled: Table 4's EER, interval and DET curve
+                        pooled[scenario][name] = found_eer
                         interval = percentile_interval(bootstrap_eers(y, fingerprint[selected], starts, weights))
                         if interval:
                             row["eer_ci_low"], row["eer_ci_high"] = (100 * x for x in interval)
@@ -164,7 +177,7 @@ def evaluate(rows: EvaluationRows, *, unknown_filter: str, dcf_operating_points,
                         curves[scenario].append((name, p_miss[kept], p_fa[kept], row["eer"] / 100))
                     found[(scenario, name, g)] = row
     table = [found[(s, name, g)] for s in SCENARIOS for name in names for g in range(len(groups))]
-    return table, curves
+    return Evaluation(table, curves, pooled)
 
 
 def format_metrics_csv(table: list[dict], points) -> str:
@@ -180,9 +193,16 @@ def write_evaluation(out_dir: Path, rows: EvaluationRows, *, unknown_filter: str
     """Write `metrics.csv`, `det_known.png`, `det_unknown.png` and `det_points.csv` into
     `out_dir`, each atomically; returns their paths. See `evaluate` and README "Evaluation
     beyond Table 4". ValueError for bad options or inconsistent rows."""
+    result = evaluate(rows, unknown_filter=unknown_filter, dcf_operating_points=dcf_operating_points,
+                      bootstrap_resamples=bootstrap_resamples, bootstrap_seed=bootstrap_seed)
+    return write_evaluated(out_dir, result, unknown_filter, dcf_operating_points)
+
+
+def write_evaluated(out_dir: Path, result: Evaluation, unknown_filter: str,
+                    dcf_operating_points: list[list[float]]) -> list[Path]:
+    """The files of `write_evaluation` from an `evaluate` result."""
     out_dir = Path(out_dir)
-    table, curves = evaluate(rows, unknown_filter=unknown_filter, dcf_operating_points=dcf_operating_points,
-                             bootstrap_resamples=bootstrap_resamples, bootstrap_seed=bootstrap_seed)
+    table, curves = result.table, result.curves
     paths = [out_dir / "metrics.csv", out_dir / "det_known.png", out_dir / "det_unknown.png",
              out_dir / "det_points.csv"]
     write_text(paths[0], format_metrics_csv(table, dcf_operating_points))

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from sourcetrace.attribution import attribution_trials, evaluate
+from sourcetrace.attribution import attribution_tables, attribution_trials
 from sourcetrace.metrics import compute_eer
 from sourcetrace.metrics.attribution import accuracy, auroc, detection_eer, fpr_at_tpr, macro_f1
 
@@ -95,7 +95,7 @@ def test_attribution_and_detection_by_hand():
     trials = attribution_trials(evaluation_table(rows), ["AA01", "AA03", "AA05"])
     assert trials.groups == [("co", "1"), ("co", "2"), ("nc", "all")]
     assert trials.incomplete == 1
-    attribution, detection = evaluate(trials)
+    attribution, detection = attribution_tables(trials)
     by = {(r["condition"], r["enroll_size"], r["label"]): r for r in attribution}
     co1 = by[("co", "1", "ATK")]
     assert (co1["n_trials"], co1["accuracy"]) == (3, 2 / 3)
@@ -175,6 +175,6 @@ def test_attack_dictionary_entries_without_rows_are_ignored():
         table = table.set_column(table.column_names.index(column), column, table.column(column).dictionary_encode())
     table = table.slice(0, 4)  # AA05, am1 and vm2 stay in the dictionaries without rows
     trials = attribution_trials(table, ["AA01", "AA03"])
-    attribution, _ = evaluate(trials)
+    attribution, _ = attribution_tables(trials)
     assert [(r["label"], r["accuracy"]) for r in attribution[:3]] == [("ATK", 1.0), ("AcousticModel", 1.0),
                                                                       ("VocoderModel", 1.0)]

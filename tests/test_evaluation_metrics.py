@@ -229,7 +229,7 @@ def cells(table):
 
 
 def test_metrics_rows_layout_and_counts_reference_filter():
-    table, _ = evaluate(small(), unknown_filter="reference", **OPTIONS)
+    table, _, _ = evaluate(small(), unknown_filter="reference", **OPTIONS)
     # known: rows r0 r1 r3 r4 r6; co-1 = r0 r1 (+ r6), nc-all = r3 r4.
     # unknown (reference): unknown rows r2 r5 r7 and ATK targets r0 r3 r6, for every label
     assert cells(table) == [
@@ -257,12 +257,12 @@ def test_metrics_rows_layout_and_counts_reference_filter():
 
 def test_fingerprints_without_rows_make_no_group():
     rows = EvaluationRows(**{**SMALL, "fingerprint_names": NAMES + ["AA05-nc-1000"]})
-    table, _ = evaluate(rows, unknown_filter="reference", **OPTIONS)
+    table, _, _ = evaluate(rows, unknown_filter="reference", **OPTIONS)
     assert cells(table) == cells(evaluate(small(), unknown_filter="reference", **OPTIONS)[0])
 
 
 def test_per_label_filter_counts():
-    table, _ = evaluate(small(), unknown_filter="per_label", **OPTIONS)
+    table, _, _ = evaluate(small(), unknown_filter="per_label", **OPTIONS)
     unknown = {c[1:4]: c[4:] for c in cells(table) if c[0] == "unknown"}
     # AM: unknown rows r2 r5 r7 and AM targets r0 r1 r3 r6 -> 6 targets (r0 r1 r2 r3 r6 r7), 1 (r5)
     assert unknown[("AcousticModel", "pooled", "pooled")] == (6, 1)
@@ -273,7 +273,7 @@ def test_per_label_filter_counts():
 
 def test_architecture_labels_present_and_absent():
     with_arch = small(AmArchit=np.array([T, T, T, F, F, F, T, T]), VmArchit=np.array([T, T, F, T, F, T, T, T]))
-    table, curves = evaluate(with_arch, unknown_filter="reference", **OPTIONS)
+    table, curves, _ = evaluate(with_arch, unknown_filter="reference", **OPTIONS)
     labels = ["ATK", "AcousticModel", "VocoderModel", "AmArchit", "VmArchit"]
     assert list(dict.fromkeys(r["label"] for r in table)) == labels
     am_arch = [r for r in table if r["label"] == "AmArchit" and r["scenario"] == "known"]
@@ -285,7 +285,7 @@ def test_architecture_labels_present_and_absent():
     assert (am_arch[0]["eer"], am_arch[0]["eer_threshold"]) == (100 * ((2 / 3 + 1 / 2) / 2), 0.7)
     assert "eer" not in am_arch[2] and "min_cllr" not in am_arch[2]  # a group without targets
     assert [c[0] for c in curves["known"]] == labels
-    table, curves = evaluate(small(), unknown_filter="reference", **OPTIONS)
+    table, curves, _ = evaluate(small(), unknown_filter="reference", **OPTIONS)
     assert list(dict.fromkeys(r["label"] for r in table)) == labels[:3]
     assert [c[0] for c in curves["known"]] == labels[:3]
 
@@ -299,7 +299,7 @@ def test_group_and_pooled_values_equal_the_definitions_on_random_rows():
                           labels={k: rng.random(n) < 0.3 for k in ("ATK", "AcousticModel", "VocoderModel")},
                           fingerprint=fingerprint, fingerprint_names=names)
     for mode in ("reference", "per_label"):
-        table, _ = evaluate(rows, unknown_filter=mode, **OPTIONS)
+        table, _, _ = evaluate(rows, unknown_filter=mode, **OPTIONS)
         reference = pooled_eers(rows.scores, rows.is_known, rows.labels, mode)
         masks = scenario_masks(rows.is_known, rows.labels, mode)
         for r in table:
@@ -335,7 +335,7 @@ def test_write_evaluation_files(tmp_path):
 
 
 def test_bootstrap_off_leaves_intervals_empty():
-    table, _ = evaluate(small(), unknown_filter="reference", **{**OPTIONS, "bootstrap_resamples": 0})
+    table, _, _ = evaluate(small(), unknown_filter="reference", **{**OPTIONS, "bootstrap_resamples": 0})
     assert not any("eer_ci_low" in r for r in table)
     text = format_metrics_csv(table, OPTIONS["dcf_operating_points"])
     assert text.splitlines()[1].split(",")[8:10] == ["", ""]
@@ -367,6 +367,6 @@ def test_inconsistent_rows_are_value_errors():
 def test_labels_a_corpus_lacks_are_left_out():
     """Without vocoder labels the rows are valid; the table has the same ATK and AM rows as with them."""
     labels = {k: SMALL["labels"][k] for k in ("ATK", "AcousticModel")}
-    without, _ = evaluate(EvaluationRows(**{**SMALL, "labels": labels}), unknown_filter="reference", **OPTIONS)
-    full, _ = evaluate(small(), unknown_filter="reference", **OPTIONS)
+    without, _, _ = evaluate(EvaluationRows(**{**SMALL, "labels": labels}), unknown_filter="reference", **OPTIONS)
+    full, _, _ = evaluate(small(), unknown_filter="reference", **OPTIONS)
     assert without == [row for row in full if row["label"] in ("ATK", "AcousticModel")]

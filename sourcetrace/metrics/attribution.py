@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .eer import compute_eer
+from .detection import ScoreBlocks, eer
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +89,7 @@ def fpr_at_tpr(positive, negative, tpr_percent: int = 95) -> tuple[float, float]
 
 
 def detection_eer(positive, negative) -> tuple[float, float]:
-    """(EER fraction, threshold) of the reference `compute_eer`, positives as targets."""
+    """(EER fraction, threshold) as the reference `compute_eer` defines them, positives as
+    targets (computed by `detection.eer`, the one EER implementation)."""
     positive, negative = _scores(positive, negative)
-    return compute_eer(positive, negative)
+    return eer(ScoreBlocks.from_scores(positive, negative))

@@ -9,16 +9,18 @@ EER is the ASVspoof / AASIST `compute_eer` that the STOPA reference uses, exactl
 4. i = the first index minimising |FRR - FAR|; EER = (FRR_i + FAR_i) / 2, threshold = the
    sorted score at i.
 
-No tie merging, no interpolation. `compute_eer` is that definition written out;
-`pooled_eers` computes the same numbers for all six pooled EERs with a single sort (tie
-groups are rearranged targets-first per labeling), which is what stage 5 uses at STOPA
-scale.
+No tie merging, no interpolation. `compute_eer` is that definition written out, kept as the
+oracle the tests compare with; `pooled_eers` gives the same numbers for all pooled EERs from
+one sort, through `detection.eer` (blocks of tied scores), the one EER implementation the
+stages use.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .detection import ScoreBlocks, eer
 
 # output row name -> trial protocol column that defines a target
 LABELS = {"ATK": "IsTargetATK", "AcousticModel": "IsTargetAcousticModel",
@@ -64,54 +66,6 @@ def compute_eer(target_scores, nontarget_scores) -> tuple[float, float]:
     return float(np.mean((frr[i], far[i]))), float(thresholds[i])
 
 
-BLOCK = 1 << 22  # positions evaluated at a time
-
-
-def _eer_from_sorted(sorted_scores: np.ndarray, sorted_labels: np.ndarray, n_target: int,
-                     n_nontarget: int) -> tuple[float, float]:
-    """Steps 3-4 of the definition on already sorted scores and labels.
-
-    Evaluated in blocks so that 30 million scores need little memory; every FRR and FAR is
-    the same float64 division as in the reference, and the first minimum is kept.
-    """
-    best, best_i, best_frr, best_far = 1.0, 0, 0.0, 1.0  # the prepended point FRR = 0, FAR = 1
-    targets_before = 0
-    for start in range(0, sorted_labels.size, BLOCK):
-        targets_below = targets_before + np.cumsum(sorted_labels[start:start + BLOCK], dtype=np.int64)
-        positions = np.arange(start + 1, start + 1 + targets_below.size, dtype=np.int64)
-        frr = targets_below / n_target
-        far = (n_nontarget - (positions - targets_below)) / n_nontarget
-        diff = np.abs(frr - far)
-        k = int(np.argmin(diff))
-        if diff[k] < best:
-            best, best_i, best_frr, best_far = diff[k], start + k + 1, frr[k], far[k]
-        targets_before = int(targets_below[-1])
-    threshold = sorted_scores[best_i - 1] if best_i else sorted_scores[0] - 0.001
-    return float(np.mean((best_frr, best_far))), float(threshold)
-
-
-def _eers_of_sorted(sorted_scores: np.ndarray, sorted_labels: dict[str, np.ndarray]) -> dict[str, EER]:
-    """EERs of stably score-sorted rows under several labelings (tie groups put targets first)."""
-    n = sorted_scores.size
-    starts = np.flatnonzero(np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]]))
-    ties = len(starts) < n
-    if ties:
-        sizes = np.diff(np.append(starts, n))
-        offset_in_group = np.arange(n, dtype=np.int64) - np.repeat(starts, sizes)
-    results = {}
-    for name, y in sorted_labels.items():
-        y = np.asarray(y, dtype=bool)
-        n_target = int(np.count_nonzero(y))
-        if n_target == 0 or n_target == n:
-            raise ValueError(f"EER needs target and non-target scores (got {n_target} targets, "
-                             f"{n - n_target} non-targets)")
-        if ties:  # the stable sort of [targets, non-targets] puts a group's targets first
-            y = offset_in_group < np.repeat(np.add.reduceat(y, starts, dtype=np.int64), sizes)
-        eer, threshold = _eer_from_sorted(sorted_scores, y, n_target, n - n_target)
-        results[name] = EER(eer, threshold, n_target, n - n_target)
-    return results
-
-
 def scenario_masks(known: np.ndarray, labels: dict[str, np.ndarray],
                    unknown_filter: str = "reference") -> dict[str, dict[str, np.ndarray]]:
     """Row sets of the two scenarios, per label: {"known": {label: mask}, "unknown": {...}}.
@@ -135,29 +89,33 @@ def scenario_masks(known: np.ndarray, labels: dict[str, np.ndarray],
 
 def pooled_eers(scores: np.ndarray, known: np.ndarray, labels: dict[str, np.ndarray],
                 unknown_filter: str = "reference") -> dict[str, dict[str, EER]]:
-    """Pooled EERs {"known"|"unknown": {"ATK"|"AcousticModel"|"VocoderModel": EER}}.
+    """Pooled EERs {"known"|"unknown": {label: EER}} of the labels given (ATK, and AcousticModel
+    and VocoderModel where the corpus has them).
 
     `known[i]`: row i's ATK is a known attack (see `scenario_masks`). The scores are sorted
-    once; each row set takes its rows from that order, which keeps them stably sorted.
-    """
+    once and every row set read as blocks of tied scores (`detection.eer`, the one EER
+    implementation: `compute_eer`'s numbers exactly, targets first among ties)."""
     scores = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
-    order = np.argsort(scores, kind="stable")
-    results: dict[str, dict[str, EER]] = {}
-    for scenario, masks in scenario_masks(known, labels, unknown_filter).items():
-        found: dict[str, EER] = {}
-        by_rows: dict[int, list[str]] = {}  # labels sharing a row set share the work
-        for name, mask in masks.items():
-            by_rows.setdefault(id(mask), []).append(name)
-        for names in by_rows.values():
-            rows = order[masks[names[0]][order]]
-            try:
-                found.update(_eers_of_sorted(scores[rows], {n: labels[n][rows] for n in names}))
-            except ValueError as exc:
-                raise ValueError(f"{scenario} scenario, {', '.join(names)}: {exc}") from None
-        results[scenario] = {name: found[name] for name in labels}
-    return results
+    order = np.argsort(scores)  # any order within ties: blocks do not see it
+    sorted_scores = scores[order]
+    sorted_labels = {name: np.asarray(y, dtype=bool)[order] for name, y in labels.items()}
+    masks = scenario_masks(np.asarray(known, dtype=bool)[order], sorted_labels, unknown_filter)
+    return {scenario: {name: eer_of(sorted_scores[mask], sorted_labels[name][mask], f"{scenario} scenario, {name}")
+                       for name, mask in row_sets.items()} for scenario, row_sets in masks.items()}
+
+
+def eer_of(sorted_scores: np.ndarray, sorted_labels: np.ndarray, what: str) -> EER:
+    """The `EER` of ascending scores and their target flags; ValueError naming `what` when
+    the rows lack targets or non-targets."""
+    blocks = ScoreBlocks.from_sorted(sorted_scores, sorted_labels)
+    n_target, n_nontarget = blocks.totals
+    if not (n_target and n_nontarget):
+        raise ValueError(f"{what}: EER needs target and non-target scores (got {n_target} targets, "
+                         f"{n_nontarget} non-targets)")
+    value, threshold = eer(blocks)
+    return EER(value, threshold, n_target, n_nontarget)
 
 
 def format_pooled_csv(results: dict[str, EER]) -> str:

@@ -15,8 +15,8 @@ import logging
 from .. import metrics
 from ..attribution import attribution_trials, write_attribution
 from ..errors import StageError
-from ..evaluation import write_evaluation
-from ..metrics.pooling import pool_table, pooled_rows
+from ..evaluation import evaluate, write_evaluated
+from ..pooling import pool_table, pooled_rows
 from ..results import StageResult
 from ..store import write_text
 from ..store.scores import read_evaluation_arrow, read_evaluation_csv
@@ -48,6 +48,16 @@ def absent_note(absent: list[str]) -> str:
             f"protocols): {'its EER is' if len(absent) == 1 else 'their EERs are'} not computed")
 
 
+def _pooled(evaluated, scenario: str, name: str) -> metrics.EER:
+    """Table 4's EER of one scenario and label; ValueError when its rows lack targets or non-targets."""
+    found = evaluated.pooled[scenario].get(name)
+    if found is None:
+        row = next(r for r in evaluated.table if (r["scenario"], r["label"], r["condition"]) == (scenario, name, "pooled"))
+        raise ValueError(f"{scenario} scenario, {name}: EER needs target and non-target scores (got "
+                         f"{row['n_target']} targets, {row['n_nontarget']} non-targets)")
+    return found
+
+
 def run(ctx) -> StageResult:
     source, table = _read(ctx)
     return StageResult(write_pooled(ctx.cfg, ctx.paths, source, table, ctx.output))
@@ -61,7 +71,12 @@ def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
         table = pool_table(table, cfg["known_attacks"])
         rows = pooled_rows(table, cfg["known_attacks"], pooled=True)
         labels = {name: rows.labels[name] for name in metrics.LABELS if name in rows.labels}
-        results = metrics.pooled_eers(rows.scores, rows.is_known, labels, cfg["unknown_filter"])
+        # one sort of the rows serves Table 4's pooled EERs and the wider evaluation
+        evaluated = evaluate(rows, unknown_filter=cfg["unknown_filter"],
+                             dcf_operating_points=cfg["dcf_operating_points"],
+                             bootstrap_resamples=cfg["bootstrap_resamples"], bootstrap_seed=cfg["bootstrap_seed"])
+        results = {scenario: {name: _pooled(evaluated, scenario, name) for name in labels}
+                   for scenario in ("known", "unknown")}
     except ValueError as exc:
         raise StageError(f"{source}: {exc}") from None
     out = paths.eer_dir
@@ -80,9 +95,7 @@ def write_pooled(cfg, paths, source, table, output, show: bool = True) -> list:
          **({"absent_labels": absent} if absent else {}), **details}, indent=2) + "\n")
     folder = output(out / "metrics.csv").parent
     try:
-        wider = write_evaluation(folder, rows, unknown_filter=cfg["unknown_filter"],
-                                 dcf_operating_points=cfg["dcf_operating_points"],
-                                 bootstrap_resamples=cfg["bootstrap_resamples"], bootstrap_seed=cfg["bootstrap_seed"])
+        wider = write_evaluated(folder, evaluated, cfg["unknown_filter"], cfg["dcf_operating_points"])
         del rows
         trials = attribution_trials(table, cfg["known_attacks"])
         attributed = write_attribution(folder, trials)

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..evaluation import LABEL_COLUMNS, EvaluationRows
-from ..store.scores import scores_of
+from .evaluation import LABEL_COLUMNS, EvaluationRows
+from .store.scores import scores_of
 
 
 def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:

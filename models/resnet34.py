@@ -110,16 +110,14 @@ class BasicBlock(nn.Module):
 
 
 class AMSoftmaxHead(nn.Module):
-    """Additive-margin softmax output layer; at inference only the cosines are returned."""
+    """Additive-margin softmax output layer: the cosines of the embedding to each class.
+    Training's loss subtracts the margin from the target's and scales them all (the recipe's
+    `train.am_margin`, `train.am_scale`: see sourcetrace/training/recipes.py)."""
 
-    def __init__(self, embedding_dim: int, num_classes: int, scale: float = 30.0,
-                 margin: float = 0.2):
+    def __init__(self, embedding_dim: int, num_classes: int):
         super().__init__()
         self.W = nn.Parameter(torch.empty(num_classes, embedding_dim))
         nn.init.xavier_uniform_(self.W)
-        # training-only: the target cosine gets `- margin`, all are multiplied by `scale`
-        self.scale = scale
-        self.margin = margin
 
     def forward(self, embedding: Tensor) -> Tensor:
         return F.linear(F.normalize(embedding, dim=1), F.normalize(self.W, dim=1))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -87,22 +89,14 @@ def _broadcast_buffers(world: World, module: torch.nn.Module) -> None:
 
 def recalibrate_batchnorm(job: Job, model: torch.nn.Module, loader: DataLoader) -> None:
     """Re-estimate every BatchNorm's running statistics as the plain average over the first
-    `train.bn_batches` batches of `loader`, with the weights as they are now.
+    `train.bn_batches` batches of `loader`, with the weights as they are now (PyTorch's
+    `update_bn`, as SWA does it).
 
     The running averages kept during the epoch trail weights that change fast; after a few
     hundred steps (a small training set) they can be far enough off that the eval-mode
     network predicts one class. Each rank averages its own batches; rank 0's are kept."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    with torch.no_grad(), _autocast(job):
-        for _, (waves, _) in zip(range(job.settings["bn_batches"]), loader):
-            model(waves.to(job.device))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
+    with _autocast(job):
+        update_bn(itertools.islice(loader, job.settings["bn_batches"]), model, job.device)
 
 
 def evaluate(job: Job, module: torch.nn.Module, loss_fn, batch: int) -> tuple[float, float]:

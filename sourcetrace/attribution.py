@@ -193,7 +193,7 @@ def format_csv(columns: list[str], rows: list[dict]) -> str:
 def write_attribution(out_dir: Path, trials: Trials) -> list[Path]:
     """Write `attribution.csv`, `unknown_detection.csv` and the two figures into `out_dir`
     (each atomically); returns their paths."""
-    from .attribution_plot import plot_confusion, plot_detection_scores
+    from .figures import plot_confusion, plot_detection_scores
     out_dir = Path(out_dir)
     attribution, detection = attribution_tables(trials)
     paths = [out_dir / "attribution.csv", out_dir / "unknown_detection.csv", out_dir / "attribution_confusion.png",

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from . import metrics
-from .det_plot import plot_det
+from .figures import plot_det
 from .metrics.bootstrap import bootstrap_eers, fingerprint_weights, percentile_interval
-from .metrics.det import decimate
-from .metrics.detection import ScoreBlocks, block_starts, eer, min_cllr, min_dcf, rocch_eer
+from .metrics.detection import ScoreBlocks, block_starts, decimate, eer, min_cllr, min_dcf, rocch_eer
 from .metrics.groups import condition_groups
 from .store import write_text
 

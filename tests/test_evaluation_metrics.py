@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from sourcetrace.evaluation import EvaluationRows, evaluate, format_metrics_csv, write_evaluation
-from sourcetrace.metrics import bootstrap, compute_eer, det, pooled_eers, scenario_masks
+from sourcetrace.metrics import bootstrap, compute_eer, detection, pooled_eers, scenario_masks
 from sourcetrace.metrics.bootstrap import bootstrap_eers, fingerprint_weights, percentile_interval
-from sourcetrace.metrics.det import decimate
+from sourcetrace.metrics.detection import decimate
 from sourcetrace.metrics.detection import (ScoreBlocks, block_starts, det_points, eer, min_cllr, min_dcf,
                                            pav_blocks, rocch_eer)
 from sourcetrace.metrics.groups import condition_groups
@@ -178,7 +178,7 @@ def test_decimate_keeps_ends_and_spaces_points_along_the_curve():
 
 
 def test_decimate_thins_long_curves_first(monkeypatch):
-    monkeypatch.setattr(det, "CANDIDATES", 3)
+    monkeypatch.setattr(detection, "CANDIDATES", 3)
     p_miss = np.full(6, 0.5)
     p_fa = 1 / (1 + np.exp(-np.array([0, 0.001, 0.002, 0.003, 5, 5.001])))
     # every 6 // 3 = 2nd point and the last: 0, 2, 4, 5; half the length is reached at point 4

@@ -1,4 +1,4 @@
-"""EER, min DCF, min Cllr and ROCCH-EER from *score blocks*, exact and in one pass each.
+"""EER, min DCF, min Cllr, ROCCH-EER and DET points from *score blocks*, exact and in one pass each.
 
 A `ScoreBlocks` is the distinct scores in ascending order with the counts of target and
 non-target scores below each (tied scores form one block). Every metric here depends on the
@@ -10,7 +10,7 @@ P_miss(t) = share of targets scoring below t, P_fa(t) = share of non-targets sco
 above t; block boundary k (k = 0..B, before block k) is the threshold `scores[k]` (k = B:
 beyond the largest), so P_miss = 0, P_fa = 1 at k = 0 and P_miss = 1, P_fa = 0 at k = B.
 
-scikit-learn is not used (nor a dependency): `roc_curve(drop_intermediate=False)` gives
+scikit-learn is not used here (only by the tests, as an oracle): `roc_curve(drop_intermediate=False)` gives
 these points but sorts again for each of the ~110 row sets of stage 5, where one sort serves
 them all here; `IsotonicRegression` pools ties as here but fits in floating point, and
 neither gives min Cllr, ROCCH-EER or the reference EER's tie order. The PAV below is exact
@@ -217,3 +217,34 @@ def rocch_eer(blocks: ScoreBlocks) -> float:
     x0, y0, dx, dy = x0[sloped], y0[sloped], dx[sloped], dy[sloped]
     crossings = x0 + (y0 - x0) / (dx - dy) * dx
     return float(crossings.max(initial=0.0))
+
+
+# DET curves to draw: at most a fixed number of points per curve
+MAX_POINTS = 2000
+CANDIDATES = 200_000  # longer curves are first thinned to every k-th point (k = n // this)
+_EDGE = 1e-6  # probabilities are clipped here only to measure distances between points
+
+
+def decimate(p_miss: np.ndarray, p_fa: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices (ascending, first and last included) of at most `max_points` points of a curve.
+
+    All points are kept when there are few enough. Otherwise the points are taken at equal
+    steps of length along the curve as it is drawn on normal-deviate axes (measured with
+    the logit, proportional to the normal deviate within a few percent), so the steep tails
+    and the EER region keep their shape whatever the number of scores.
+    """
+    n = p_miss.size
+    if n <= max_points:
+        return np.arange(n)
+    if max_points < 2:
+        raise ValueError("max_points must be at least 2")
+
+    def logit(p):
+        p = np.clip(p, _EDGE, 1 - _EDGE)
+        return np.log(p) - np.log1p(-p)
+
+    candidates = np.arange(n) if n <= CANDIDATES else np.append(np.arange(0, n - 1, n // CANDIDATES), n - 1)
+    steps = np.hypot(np.diff(logit(p_miss[candidates])), np.diff(logit(p_fa[candidates])))
+    length = np.concatenate([[0.0], np.cumsum(steps)])
+    at = np.searchsorted(length, np.linspace(0.0, length[-1], max_points)[:-1])
+    return np.unique(np.concatenate([candidates[at], [n - 1]]))

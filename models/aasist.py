@@ -305,6 +305,16 @@ class GraphBackend(nn.Module):
         self.branch_dropout = branch_dropout
         self.embedding_dim = 5 * gat_dims[1]
 
+    def fit_input(self, wave: Tensor) -> Tensor:
+        """Per-utterance input policy (subclasses set `input_policy` and `nb_samp`): `fixed` cuts
+        or repeats to `nb_samp` samples."""
+        if self.input_policy != "fixed":
+            return wave
+        n = wave.shape[-1]
+        if n < self.nb_samp:
+            wave = wave.repeat(math.ceil(self.nb_samp / n))
+        return wave[: self.nb_samp]
+
     def _branch(self, out_T, out_S, master, layer1, layer2, pool_S, pool_T, valid_T=None):
         """One heterogeneous branch; `valid_T` (B, N): real temporal nodes (None: all)."""
         out_T1, out_S1, master1 = layer1(out_T, out_S, master, valid_T)
@@ -385,15 +395,6 @@ class AASIST(GraphBackend):
     @staticmethod
     def num_classes_in(state_dict: dict) -> int:
         return state_dict["out_layer.weight"].shape[0]
-
-    def fit_input(self, wave: Tensor) -> Tensor:
-        """Per-utterance input policy: `fixed` cuts or repeats to `nb_samp` samples."""
-        if self.input_policy != "fixed":
-            return wave
-        n = wave.shape[-1]
-        if n < self.nb_samp:
-            wave = wave.repeat(math.ceil(self.nb_samp / n))
-        return wave[: self.nb_samp]
 
     def _widths(self, lengths: Tensor) -> Tensor:
         """Time steps of each row after the sinc filters and the front-end's 3x pooling."""

@@ -26,7 +26,6 @@ gets an embedding that is no longer that of one pass over the whole utterance.
 """
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 
 import torch
@@ -150,15 +149,6 @@ class SSL_AASIST(GraphBackend):  # noqa: N801 - the architecture's name in confi
         if self.ssl_frozen or self.ssl_frozen_now:
             self.ssl_model.eval()
         return self
-
-    def fit_input(self, wave: Tensor) -> Tensor:
-        """Per-utterance input policy: `fixed` cuts or repeats to `nb_samp` samples."""
-        if self.input_policy != "fixed":
-            return wave
-        n = wave.shape[-1]
-        if n < self.nb_samp:
-            wave = wave.repeat(math.ceil(self.nb_samp / n))
-        return wave[: self.nb_samp]
 
     def ssl_features(self, waves: Tensor) -> Tensor:
         """`(B, T)` -> `(B, frames, ssl_dim)`: the configured layer's (or layers') output."""

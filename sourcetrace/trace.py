@@ -135,10 +135,10 @@ def expand(arguments: list[str], on_error: str) -> list[AudioFile]:
     def folder(path: Path, origin: str) -> None:
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         if not files:
-            raise StageError(f"{origin}: {path}: no audio files in this folder (suffixes libsndfile reads: "
+            raise StageError(f"{origin + ': ' if origin else ''}{path}: no audio files in this folder (suffixes libsndfile reads: "
                              f"{', '.join(sorted(suffixes))})")
         for p in files:
-            add(p, f"{origin} (in {path})" if origin != str(path) else str(path))
+            add(p, f"{origin} (found in {path})" if origin else f"found in {path}")
 
     for argument in arguments:
         if argument.startswith("@"):
@@ -163,9 +163,9 @@ def expand(arguments: list[str], on_error: str) -> list[AudioFile]:
         else:
             path = Path(argument).expanduser()
             if path.is_dir():
-                folder(path, str(path))
+                folder(path, "")
             elif path.is_file():
-                add(path, str(path))
+                add(path, "command line")
             else:
                 raise StageError(f"{argument}: no such file or folder")
     if not found:

@@ -406,7 +406,7 @@ def format_table(traced: Traced, shown: list[str] | None = None) -> str:
                                          for a, (am, vm) in sorted(traced.labels.items())))
     lines.append("decisions: " + ", ".join(f"{d} {n}" for d, n in sorted(counts.items(),
                                                                         key=lambda x: (x[0] in ("unknown", "skipped"), x[0]))))
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _threshold_argument(text: str):

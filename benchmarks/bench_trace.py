@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
@@ -37,6 +36,7 @@ from bench_extraction import make_audio  # noqa: E402
 from sourcetrace.config import load_config  # noqa: E402
 from sourcetrace.extraction import Extractor  # noqa: E402
 from sourcetrace.ranks import World  # noqa: E402
+from sourcetrace.runner import Context, StageConfig  # noqa: E402
 from sourcetrace.stages.extraction import build_extractor  # noqa: E402
 from sourcetrace.store import Paths  # noqa: E402
 from sourcetrace.trace import TOOL, expand, trace_audio  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
         import soundfile as sf
         seconds = sum(sf.info(str(f)).duration for f in files)
         utterances = expand([str(audio)], "fail")
-        extractor = build_extractor(SimpleNamespace(cfg=cfg, paths=paths, world=World()))
+        extractor = build_extractor(Context(TOOL, StageConfig(cfg, TOOL), paths, World(), False, "bench", {}))
         inside: list[float] = []
         extract = Extractor.extract
 

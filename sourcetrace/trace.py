@@ -48,13 +48,11 @@ import json
 import logging
 import os
 from pathlib import Path
-from types import SimpleNamespace
-
 import numpy as np
 
 from .errors import StageError
 from .extraction.records import Utterance
-from .registry import EMBEDDING, EMBEDDING_KEY, WHERE, Stage
+from .registry import EMBEDDING, EMBEDDING_KEY, EXTRACTING, WHERE, Stage
 from .store import Paths, write_text
 
 log = logging.getLogger("sourcetrace")
@@ -78,8 +76,8 @@ class Tool(Stage):
 
 TOOL = Tool("trace", "trace_audio.py", "which enrolled attack made each audio file, or none of them",
             EMBEDDING + ("known_attacks", "backend"),
-            WHERE + ("model_path", "batch_size", "device", "num_workers", "chunk_size", "trial_protocol_dir",
-                     "asnorm_top_n", "knn_k"),
+            WHERE + tuple(k for k in EXTRACTING if k != "database_path")
+            + ("trial_protocol_dir", "asnorm_top_n", "knn_k"),
             (1, 2, 5), "sourcetrace.trace:trace_audio", "sourcetrace.stages.extraction:extraction_identity",
             made_elsewhere={1: "enrollment_dir", 2: "fingerprint_csv"}, work_key=EMBEDDING_KEY)
 
@@ -251,14 +249,15 @@ def _work_key(cfg, paths: Paths, tool: Stage) -> str:
     return provenance.work_key(tool, provenance.identity(tool, cfg, paths))
 
 
-def _embed(cfg, paths: Paths, files: list[AudioFile], fingerprint_dim: int, key: str):
-    from .ranks import World
+def _embed(ctx, files: list[AudioFile], fingerprint_dim: int):
+    """The files' embeddings (`Extraction`), through the engine of stages 1 and 3, cached in
+    the tool's work folder `ctx.work_dir`."""
     from .stages.extraction import build_extractor
-    extractor = build_extractor(SimpleNamespace(cfg=cfg, paths=paths, world=World()))
+    extractor = build_extractor(ctx)
     if extractor.model.embedding_dim != fingerprint_dim:
-        raise StageError(f"{paths.fingerprint_csv} has {fingerprint_dim} dims but {cfg['model_path']} embeds in "
-                         f"{extractor.model.embedding_dim}; the fingerprints are of another model")
-    return extractor.extract(files, paths.work(TOOL.number) / key, desc="tracing")
+        raise StageError(f"{ctx.paths.fingerprint_csv} has {fingerprint_dim} dims but {ctx.cfg['model_path']} "
+                         f"embeds in {extractor.model.embedding_dim}; the fingerprints are of another model")
+    return extractor.extract(files, ctx.work_dir, desc="tracing")
 
 
 def _scores(cfg, paths: Paths, names: list[str], matrix: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
@@ -285,7 +284,8 @@ def trace_audio(cfg: dict, arguments: list[str], *, condition: str | None = None
     `on_error`: "fail" or "skip" (default: the config's). Raises `StageError` for every
     expected failure."""
     from .protocols import attack_of
-    from .runner import StageConfig, _clean_work, check_upstream, stage_lock
+    from .ranks import World
+    from .runner import Context, StageConfig, _clean_work, check_upstream, stage_lock
     from .store import read_fingerprints
 
     if top < 1:
@@ -324,9 +324,11 @@ def trace_audio(cfg: dict, arguments: list[str], *, condition: str | None = None
         value, note, source = float(threshold), "set with --threshold", "option"
 
     key = _work_key(view, paths, tool)
+    # the tool's own `on_error` for its files; the checks above used the config's
+    settings = StageConfig({**cfg, "on_error": on_error}, tool)
     with stage_lock(paths, tool):
         _clean_work(paths, tool, key, force=False)
-        extraction = _embed(_extraction_settings(view, on_error), paths, files, matrix.shape[1], key)
+        extraction = _embed(Context(tool, settings, paths, World(), False, key, {}), files, matrix.shape[1])
     ok = [i for i in range(len(files)) if i not in extraction.failed]
     scores = _scores(view, paths, names, matrix, extraction.embeddings[ok])[:, columns] if ok else \
         np.zeros((0, len(columns)), np.float32)
@@ -353,13 +355,6 @@ def trace_audio(cfg: dict, arguments: list[str], *, condition: str | None = None
     records = [{c: r.get(c) for c in names_out} for r in records]
     return Traced(records, names_out, paths.system, view["backend"], condition, chosen, labels, value, source,
                   note, top)
-
-
-def _extraction_settings(view, on_error: str) -> dict:
-    """The extraction settings of the config with the trace's `on_error`."""
-    keys = ("model_config", "model_path", "input_policy", "precision", "max_seconds", "batch_size",
-            "num_workers", "device", "chunk_size")
-    return {**{k: view[k] for k in keys}, "on_error": on_error}
 
 
 def records_text(traced: Traced, suffix: str) -> str:

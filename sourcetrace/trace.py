@@ -212,7 +212,7 @@ def detection_threshold(paths: Paths, condition: str) -> tuple[float, str]:
                          f"known-attack and {row.get('n_unknown')} unknown-attack trials: both are needed); "
                          f"pass --threshold T or --threshold none")
     threshold = float(row["eer_threshold"])
-    return threshold, (f"the detection-EER threshold of {condition} from stage 5 ({path}; EER "
+    return threshold, (f"the detection-EER threshold of {condition} from stage 5 ({_shown(str(path))}; EER "
                        f"{float(row['eer']):.2f} %, {row['n_known']} known and {row['n_unknown']} unknown trials)")
 
 

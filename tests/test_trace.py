@@ -6,7 +6,6 @@ files, stage 2's fingerprint CSV and stage 5's unknown_detection.csv, read with 
 """
 import csv
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -6,7 +6,8 @@ On `--files` generated FLAC files (durations log-normal, `--median-s`, `--sigma`
 
 - engine: `Extractor.extract` of the same files into an empty work folder (the model
   already loaded);
-- trace: `sourcetrace.trace.trace_audio` with an empty embedding cache: argument expansion,
+- trace: `sourcetrace.trace.trace_audio` with an empty embedding cache (the system's
+  `.<system>_work/stagetrace` is emptied first, so its cached embeddings are lost): argument expansion,
   the up-to-date checks of stages 1-5, model loading, extraction, fingerprints, the attacks'
   labels from the trial protocols, stage 5's threshold, scoring and the records.
 

@@ -86,3 +86,18 @@ def load_audio(path: Path) -> tuple[np.ndarray, int]:
     """Decode `path` to float32 mono at 16 kHz; also return the file's own sample rate."""
     wave, rate = decode_audio(path)
     return to_model_rate(wave, rate), rate
+
+
+# file name suffix -> the libsndfile format that reads it (headerless RAW and MATLAB files are
+# left out: neither is recognisable as audio by its name)
+_SUFFIXES = {".wav": "WAV", ".wave": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG", ".opus": "OGG",
+             ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF", ".aifc": "AIFF", ".au": "AU", ".snd": "AU",
+             ".caf": "CAF", ".w64": "W64", ".rf64": "RF64", ".sph": "NIST", ".nist": "NIST", ".sf": "IRCAM",
+             ".voc": "VOC", ".htk": "HTK", ".iff": "SVX", ".svx": "SVX", ".paf": "PAF", ".pvf": "PVF",
+             ".sd2": "SD2", ".sds": "SDS", ".xi": "XI", ".avr": "AVR", ".wve": "WVE"}
+
+
+def audio_suffixes() -> frozenset[str]:
+    """File name suffixes (lower case, with the dot) of the formats this libsndfile reads."""
+    formats = sf.available_formats()
+    return frozenset(s for s, f in _SUFFIXES.items() if f in formats)

@@ -198,8 +198,10 @@ def _undo_folders(paths: Paths, stage: Stage, created: list[Path]) -> None:
 
 
 def check_upstream(stage: Stage, cfg: dict, allow_stale: bool = False) -> dict[int, dict | None]:
-    """What `run_stage` checks before `stage` runs on `cfg`, for tools that read the same inputs."""
-    checker = provenance.Checker(lambda n: StageConfig(cfg, STAGES[n]), Paths.of(cfg))
+    """What `run_stage` checks before `stage` runs on `cfg`, for tools that read the same inputs
+    (`stage` may be a tool's own declaration, not in `STAGES`: see `sourcetrace.trace`)."""
+    checker = provenance.Checker(lambda n: StageConfig(cfg, stage if n == stage.number else STAGES[n]),
+                                 Paths.of(cfg))
     return _check_upstream(stage, checker, allow_stale)
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from stagerun import make
+from stagerun import make, stage
 
 TINY = {  # script: arguments giving a run of seconds, not minutes
     "bench_backends.py": ["--rows", "20000", "--enroll-all", "20", "--workdir", "{tmp}/data"],
@@ -24,6 +24,8 @@ TINY = {  # script: arguments giving a run of seconds, not minutes
     "bench_ssl.py": ["--layers", "1", "--dim", "64", "--seconds", "1", "--batch-size", "1", "--repeats", "1"],
     "bench_training.py": ["--models", "resnet34", "--procs", "1", "--files", "6", "--seconds", "0.5",
                           "--epochs", "1", "--batch-size", "2"],
+    "bench_trace.py": ["--config", "{tmp}/sys.conf", "--files", "3", "--median-s", "0.5", "--min-s", "0.4",
+                       "--max-s", "0.6"],
 }
 
 
@@ -39,6 +41,9 @@ def test_benchmark_runs_at_a_tiny_size(script, tmp_path):
         make(tmp_path)
         config = json.loads((tmp_path / "sys.conf").read_text())
         (tmp_path / "sys.conf").write_text(json.dumps({**config, "chunk_size": 2}))
+    if script == "bench_trace.py":  # it traces with a system whose stages have run
+        make(tmp_path)
+        assert all(stage(tmp_path, n, "-q") == 0 for n in range(1, 6))
     args = [a.format(tmp=tmp_path) for a in TINY[script]]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True,
                           text=True, cwd=tmp_path, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import logging
 import sys
 import time
 from pathlib import Path
 
+from .cli import guarded, setup_logging
 from .config import BACKENDS, load_config
 from .errors import StageError
 from .registry import STAGES
 from .runner import check_upstream
-from .store import Paths, os_error, write_text
+from .store import Paths, write_text
 
 COLUMNS = ["backend", "known_ATK", "known_AM", "known_VM", "unknown_ATK", "unknown_AM", "unknown_VM",
            "accuracy_ATK", "accuracy_AM", "accuracy_VM", "auroc", "fpr_at_tpr95", "seconds"]
@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-stale", action="store_true", help="use stage 1-3 outputs even when out of date")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    try:
+    setup_logging(args.quiet)
+    done = {}
+
+    def action():
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         wrong = [b for b in backends if b not in BACKENDS]
         if wrong or not backends:
@@ -114,15 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         text = "".join(",".join("" if r.get(c) is None else str(r[c]) for c in COLUMNS) + "\n"
                        for r in [dict(zip(COLUMNS, COLUMNS)), *rows])
         write_text(root / "comparison.csv", text)
-    except StageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {os_error(exc)}", file=sys.stderr)
-        return 2
-    print(format_table(rows, paths.system))
-    print(f"outputs: {root}")
-    return 0
+        done.update(table=format_table(rows, paths.system), root=root)
+
+    status = guarded("python -m sourcetrace.compare", action)
+    if status == 0:
+        print(done["table"])
+        print(f"outputs: {done['root']}")
+    return status
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def _check_upstream(stage: Stage, checker: provenance.Checker, allow_stale: bool
     return {u: None if u in external else records[u] for u in reads}
 
 
-def _clean_work(paths: Paths, stage: Stage, key: str, force: bool) -> None:
+def clean_work(paths: Paths, stage: Stage, key: str, force: bool) -> None:
     """Keep only the work folder of the current identity (none under `force`), without the
     partial files a killed run left in it."""
     root = paths.work(stage.number)
@@ -226,7 +226,7 @@ def run_stage(stage: Stage, cfg: dict, force: bool = False, allow_stale: bool = 
                 ident = checker.identity(stage.number)
                 key = provenance.work_key(stage, ident)
                 current = not force and checker.problem(stage.number) is None
-                _clean_work(paths, stage, key, force)
+                clean_work(paths, stage, key, force)
                 decision = ("skip" if current else "run", key)
             except StageError as exc:
                 _undo_folders(paths, stage, created)

@@ -285,7 +285,7 @@ def trace_audio(cfg: dict, arguments: list[str], *, condition: str | None = None
     expected failure."""
     from .protocols import attack_of
     from .ranks import World
-    from .runner import Context, StageConfig, _clean_work, check_upstream, stage_lock
+    from .runner import Context, StageConfig, clean_work, check_upstream, stage_lock
     from .store import read_fingerprints
 
     if top < 1:
@@ -327,7 +327,7 @@ def trace_audio(cfg: dict, arguments: list[str], *, condition: str | None = None
     # the tool's own `on_error` for its files; the checks above used the config's
     settings = StageConfig({**cfg, "on_error": on_error}, tool)
     with stage_lock(paths, tool):
-        _clean_work(paths, tool, key, force=False)
+        clean_work(paths, tool, key, force=False)
         extraction = _embed(Context(tool, settings, paths, World(), False, key, {}), files, matrix.shape[1])
     ok = [i for i in range(len(files)) if i not in extraction.failed]
     scores = _scores(view, paths, names, matrix, extraction.embeddings[ok])[:, columns] if ok else \

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
+from ..cli import guarded
 from ..errors import StageError
 from . import asvspoof2019la, design, importer, manifest, mlaad
 
@@ -109,14 +109,14 @@ def run(argv: list[str] | None = None) -> tuple[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        config, text = run(argv)
-    except StageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 2
-    print(text, end="")
-    print(f"wrote {config.parent} (summary.txt, attacks.tsv, protocols); run the stages with --config {config}")
-    return 0
+    done = {}
+
+    def action():
+        done["config"], done["text"] = run(argv)
+
+    status = guarded("python -m sourcetrace.corpus", action)
+    if status == 0:
+        print(done["text"], end="")
+        print(f"wrote {done['config'].parent} (summary.txt, attacks.tsv, protocols); run the stages with "
+              f"--config {done['config']}")
+    return status

@@ -10,10 +10,10 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..protocols import folder_state, protocol_files, read_enrollment
+from ..protocols import audio_path, folder_state, protocol_files, read_enrollment
 from ..results import Skip, StageResult
 from ..store import file_digest, ids_path, save_embeddings
-from .extraction import audio_identity, audio_path, build_extractor, extraction_identity, log
+from .extraction import audio_identity, build_extractor, extraction_identity, log
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ import logging
 from pathlib import Path
 
 from ..errors import StageError
-from ..protocols import audio_path  # noqa: F401  (stages 1 and 3 import it from here)
 from ..results import Skip
 from ..store import audio_identity as store_audio_identity, file_digest
 

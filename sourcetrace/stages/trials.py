@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import StageError
-from ..protocols import (TRIAL_SUFFIX, data_lines, folder_state, line_of, protocol_files, read_trials,
-                         trial_fingerprint, validate_trials)
+from ..protocols import (TRIAL_SUFFIX, audio_path, data_lines, folder_state, line_of, protocol_files,
+                         read_trials, trial_fingerprint, validate_trials)
 from ..results import StageResult
 from ..store.scores import REQUIRED_LABELS
 from ..store import ids_path, save_embeddings
-from .extraction import audio_identity, audio_path, build_extractor, extraction_identity, log, skip_of
+from .extraction import audio_identity, build_extractor, extraction_identity, log, skip_of
 
 
 @dataclass(frozen=True)

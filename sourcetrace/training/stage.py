@@ -110,7 +110,7 @@ def run(ctx) -> StageResult | None:
                          "is needed to train")
     if cfg["precision"] not in ("fp32", "bf16"):
         raise StageError(f"'precision' is {cfg['precision']!r}; training runs in fp32 or bf16")
-    arch, s, target = architecture(cfg), train_settings(cfg), cfg["train_target"]
+    arch, s = architecture(cfg), train_settings(cfg)
     rows, dev_rows, skipped, classes = _rows(ctx, s)
     if world.is_main:
         print(f"{cfg['system']}: {len(classes)} classes ({', '.join(classes)}); {len(rows)} training and "

@@ -46,7 +46,7 @@ def child(kind: str, root: str, backend: str) -> None:
         write_scores(cfg, paths, lambda p: p)
     else:
         from sourcetrace.stages.pool import write_pooled
-        from sourcetrace.store.scores import read_evaluation_arrow
+        from sourcetrace.store.evaluation_table import read_evaluation_arrow
         write_pooled(cfg, paths, paths.evaluation_arrow, read_evaluation_arrow(paths.evaluation_arrow), lambda p: p,
                      show=False)
     print("RESULT " + json.dumps({"seconds": time.perf_counter() - start, "cpu": cpu() - start_cpu,

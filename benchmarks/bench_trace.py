@@ -38,7 +38,7 @@ from sourcetrace.config import load_config  # noqa: E402
 from sourcetrace.extraction import Extractor  # noqa: E402
 from sourcetrace.ranks import World  # noqa: E402
 from sourcetrace.runner import Context, StageConfig  # noqa: E402
-from sourcetrace.stages.extraction import build_extractor  # noqa: E402
+from sourcetrace.stages.extractor import build_extractor  # noqa: E402
 from sourcetrace.store import Paths  # noqa: E402
 from sourcetrace.trace import TOOL, expand, trace_audio  # noqa: E402
 

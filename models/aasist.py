@@ -1,6 +1,6 @@
 """AASIST (Jung et al., ICASSP 2022): spectro-temporal graph attention on raw waveforms.
 
-Inference-only re-implementation of the clovaai/aasist model, parameter-for-parameter
+A re-implementation of the clovaai/aasist model (trained by stage 0, run by stages 1 and 3), parameter-for-parameter
 compatible with its checkpoints (`strict=True`). It reads top to bottom like the paper's
 figure: sinc front-end -> residual encoder -> spectral and temporal graphs -> two
 heterogeneous graph branches with a master node -> readout (the 160-dim embedding) ->

@@ -1,6 +1,6 @@
 """ResNet-34 countermeasure (Dao, Rouvier, Matrouf, ASVspoof 5 workshop 2024).
 
-Inference-only re-implementation of the anti-spoofing ResNet of the authors' toolkit,
+A re-implementation of the anti-spoofing ResNet of the authors' toolkit (trained by stage 0, run by stages 1 and 3),
 parameter-for-parameter compatible with its checkpoints (`strict=True`). It reads top to
 bottom like the system description: Kaldi filterbank front-end with mean normalisation ->
 convolutional stem -> four stages of residual blocks -> attentive statistics pooling over

@@ -33,7 +33,7 @@ from .metrics.attribution import accuracy, auroc, detection_eer, fpr_at_tpr, mac
 from .metrics.groups import FINGERPRINT_NAME, condition_groups
 from .pooling import fingerprint_codes, known_rows
 from .store import write_text
-from .store.scores import LABEL_NAMES, scores_of
+from .store.evaluation_table import LABEL_NAMES, scores_of
 
 ATTRIBUTION_COLUMNS = ["condition", "enroll_size", "label", "n_trials", "accuracy", "macro_f1"]
 DETECTION_COLUMNS = ["condition", "enroll_size", "n_known", "n_unknown", "auroc", "fpr_at_tpr95", "eer",

@@ -39,7 +39,7 @@ def run_backend(cfg: dict, paths: Paths, area: Path) -> dict:
     """Stages 4 and 5 of `cfg["backend"]` into `area`; the comparison row (EERs in percent)."""
     from .stages.pool import write_pooled
     from .stages.score import write_scores
-    from .store.scores import read_evaluation_arrow
+    from .store.evaluation_table import read_evaluation_arrow
 
     def output(final: Path) -> Path:
         path = area / Path(final).relative_to(paths.output_dir)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .evaluation import LABEL_COLUMNS, EvaluationRows
-from .store.scores import scores_of
+from .store.evaluation_table import scores_of
 
 
 def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from .registry import STAGES, Stage
-from .results import Skip
+from .stage_result import Skip
 from .store import LISTINGS, Paths, file_digest, ids_path, remove_tree, stat_identity, write_text
 from .testhooks import kill_point
 from .store.skips import manifest_text, read_skips, skips_digest, write_manifest

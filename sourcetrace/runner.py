@@ -29,7 +29,7 @@ from pathlib import Path
 from . import provenance, ranks
 from .errors import StageError
 from .registry import STAGES, Stage
-from .results import StageResult
+from .stage_result import StageResult
 from .store import Paths, os_error, remove_parts, remove_tree
 
 log = logging.getLogger("sourcetrace")

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import StageError
-from .extraction.records import Utterance
+from .extraction.types import Utterance
 from .registry import EMBEDDING, EMBEDDING_KEY, EXTRACTING, WHERE, Stage
 from .store import Paths, write_text
 
@@ -78,7 +78,7 @@ TOOL = Tool("trace", "trace_audio.py", "which enrolled attack made each audio fi
             EMBEDDING + ("known_attacks", "backend"),
             WHERE + tuple(k for k in EXTRACTING if k != "database_path")
             + ("trial_protocol_dir", "asnorm_top_n", "knn_k"),
-            (1, 2, 5), "sourcetrace.trace:trace_audio", "sourcetrace.stages.extraction:extraction_identity",
+            (1, 2, 5), "sourcetrace.trace:trace_audio", "sourcetrace.stages.extractor:extraction_identity",
             made_elsewhere={1: "enrollment_dir", 2: "fingerprint_csv"}, work_key=EMBEDDING_KEY)
 
 
@@ -252,7 +252,7 @@ def _work_key(cfg, paths: Paths, tool: Stage) -> str:
 def _embed(ctx, files: list[AudioFile], fingerprint_dim: int):
     """The files' embeddings (`Extraction`), through the engine of stages 1 and 3, cached in
     the tool's work folder `ctx.work_dir`."""
-    from .stages.extraction import build_extractor
+    from .stages.extractor import build_extractor
     extractor = build_extractor(ctx)
     if extractor.model.embedding_dim != fingerprint_dim:
         raise StageError(f"{ctx.paths.fingerprint_csv} has {fingerprint_dim} dims but {ctx.cfg['model_path']} "

@@ -2,7 +2,7 @@
 
 Given utterances, a model and an input policy, it returns one embedding per utterance.
 
-- `records.py`: `Utterance`, `Extraction`, `ExtractionError`.
+- `types.py`: `Utterance`, `Extraction`, `ExtractionError`.
 - `plan.py`: utterances -> header lengths -> equal-length batches -> chunks; deterministic.
 - `cache.py`: the embedding cache per utterance (finished chunks in the stage's work folder,
   keyed by the model's identity; entries keyed by the audio's identity).
@@ -12,13 +12,13 @@ Given utterances, a model and an input policy, it returns one embedding per utte
 """
 import importlib
 
-from .records import Extraction, ExtractionError, Utterance
+from .types import Extraction, ExtractionError, Utterance
 
 # The rest imports torch: loaded on first use, so that reading plans and records (which the
 # up-to-date checks of stages 2, 4 and 5 do through stages 1 and 3) starts fast.
 _LAZY = {"EmbeddingCache": "cache", "audio_key": "cache", "PRECISIONS": "device", "resolve_device": "device",
          "tune_cpu_allocator": "device", "CPU_FORWARD_SAMPLES": "engine",
-         "MAX_SECONDS": "engine", "Extractor": "engine", "Plan": "plan", "make_plan": "plan",
+         "MAX_SECONDS": "engine", "Extractor": "engine", "BatchPlan": "plan", "make_plan": "plan",
          "plan_batches": "plan", "share_chunks": "plan"}
 
 
@@ -31,5 +31,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["CPU_FORWARD_SAMPLES", "MAX_SECONDS", "EmbeddingCache", "Extraction", "ExtractionError",
-           "Extractor", "PRECISIONS", "Plan", "Utterance", "audio_key", "device", "make_plan", "plan_batches",
+           "Extractor", "PRECISIONS", "BatchPlan", "Utterance", "audio_key", "device", "make_plan", "plan_batches",
            "resolve_device", "share_chunks", "tune_cpu_allocator"]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store import atomic_path
-from .records import ExtractionError, Utterance
+from .types import ExtractionError, Utterance
 
 log = logging.getLogger(__name__)
 _CHUNK = re.compile(r"chunk_([0-9a-f]{24})\.npz")

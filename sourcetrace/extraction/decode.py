@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from torch.utils.data import DataLoader, Dataset
 
 from ..audio import AudioError, decode_audio
-from .records import Utterance
+from .types import Utterance
 
 DECODERS = ("auto", "threads", "processes")
 # a batch of 8 utterances of 30 s is 15 MB of float32, and each worker keeps 2 batches ahead

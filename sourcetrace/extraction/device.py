@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from .records import ExtractionError
+from .types import ExtractionError
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from . import device as devices
 from .cache import EmbeddingCache, audio_key
 from .decode import DECODERS, MIN_SHARED_MEMORY, decoded_batches, processes_fit, shared_memory_bytes
 from .device import PRECISIONS
-from .plan import EXACT_MAX_PADDING, Plan, group_chunks, make_plan, share_chunks
-from .records import Extraction, ExtractionError, Utterance, fail
+from .plan import EXACT_MAX_PADDING, BatchPlan, group_chunks, make_plan, share_chunks
+from .types import Extraction, ExtractionError, Utterance, fail
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Extractor:
                 embedded, failures = cache.load(self.model.embedding_dim)
                 known = embedded.keys() | failures.keys()
                 pending = [batch for chunk in plan.chunks for batch in chunk if any(keys[i] not in known for i in batch)]
-                setup = (Plan(group_chunks(pending, self.chunk_size), plan.failed, plan.lengths), keys)
+                setup = (BatchPlan(group_chunks(pending, self.chunk_size), plan.failed, plan.lengths), keys)
             except ExtractionError as exc:
                 setup = str(exc)
         setup = world.broadcast(setup)
@@ -148,7 +148,7 @@ class Extractor:
             return None
         return self._assemble(utterances, todo.failed, keys, cache)
 
-    def _keys(self, utterances: list[Utterance], plan: Plan) -> list[str | None]:
+    def _keys(self, utterances: list[Utterance], plan: BatchPlan) -> list[str | None]:
         """Each utterance's cache key (None where the plan already failed it): its audio, and
         under `reference` the audio of its batch, in order (padding depends on it)."""
         keys = [None if i in plan.failed else audio_key(u) for i, u in enumerate(utterances)]
@@ -180,7 +180,7 @@ class Extractor:
         cache.compact({k for i, k in enumerate(keys) if k is not None}, dim)
         return Extraction(out, failed)
 
-    def _run(self, utterances: list[Utterance], todo: Plan, keys: list, mine: list[int], cache: EmbeddingCache,
+    def _run(self, utterances: list[Utterance], todo: BatchPlan, keys: list, mine: list[int], cache: EmbeddingCache,
              bar, progress: "_Progress | None") -> None:
         """Extract the chunks `mine` of `todo`, writing each to the cache when finished."""
         batches = [batch for k in mine for batch in todo.chunks[k]]
@@ -346,7 +346,7 @@ class _Progress:
     """Rank 0's bar also counts the chunks other ranks finish (seen in the cache folder, at
     most every `every` seconds)."""
 
-    def __init__(self, bar, cache: EmbeddingCache, todo: Plan, keys: list, mine: set[int], every: float = 2.0):
+    def __init__(self, bar, cache: EmbeddingCache, todo: BatchPlan, keys: list, mine: set[int], every: float = 2.0):
         self.bar, self.cache, self.every, self.last = bar, cache, every, 0.0
         self.theirs = {k: [keys[i] for batch in todo.chunks[k] for i in batch]
                        for k in range(len(todo.chunks)) if k not in mine}

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import torch
 
 from ..audio import SAMPLE_RATE, AudioError, probe_length
-from .records import ExtractionError, Utterance, fail
+from .types import ExtractionError, Utterance, fail
 
 PROBE_THREADS = 8  # header reads are I/O-bound: more threads than cores pay on network file systems
 
 
 @dataclass
-class Plan:
+class BatchPlan:
     """`chunks[k]` is a list of batches, each a list of utterance indices; `failed` holds the
     utterances left out before decoding (under `on_error: skip`); `lengths[i]` is utterance
     i's input length in samples (None where lengths are not probed)."""
@@ -55,7 +55,7 @@ class Plan:
 
 def make_plan(utterances: list[Utterance], model, policy: str, batch_size: int, chunk_size: int,
               segments: list[range], on_error: str, max_seconds: float | None,
-              max_padding: float | None = None) -> Plan:
+              max_padding: float | None = None) -> BatchPlan:
     """Check that every file exists, read lengths from the headers, batch and chunk.
 
     Under `full` and `reference` an utterance longer than `max_seconds` (None: no limit) is
@@ -68,7 +68,7 @@ def make_plan(utterances: list[Utterance], model, policy: str, batch_size: int, 
     batches = plan_batches(None if policy == "reference" else lengths, batch_size, segments,
                            max_padding if policy == "full" else None)
     batches = [kept for b in batches if (kept := [i for i in b if i not in failed])]
-    return Plan(group_chunks(batches, chunk_size), failed, lengths)
+    return BatchPlan(group_chunks(batches, chunk_size), failed, lengths)
 
 
 def _check_exist(utterances: list[Utterance], on_error: str, failed: dict[int, str]) -> None:

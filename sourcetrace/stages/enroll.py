@@ -11,26 +11,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..protocols import audio_path, folder_state, protocol_files, read_enrollment
-from ..results import Skip, StageResult
+from ..stage_result import Skip, StageResult
 from ..store import file_digest, ids_path, save_embeddings
-from .extraction import audio_identity, build_extractor, extraction_identity, log
+from .extractor import audio_identity, build_extractor, extraction_identity, log
 
 
 @dataclass(frozen=True)
-class Plan:
+class EnrollmentPlan:
     protocols: list
     utterances: list  # extraction Utterances, in extraction order
     rows_of: list[list[int]]  # per protocol: utterance index of each row
     segments: list[range]  # per protocol: its utterances (batches never cross files under `reference`)
 
 
-def plan(cfg) -> Plan:
+def plan(cfg) -> EnrollmentPlan:
     folder = cfg["enroll_protocol_dir"]
     return _plan(folder, cfg["enroll_audio"], cfg["database_path"], cfg["input_policy"], folder_state(Path(folder)))
 
 
 @functools.lru_cache(maxsize=2)
-def _plan(protocol_dir: str, template: str, database_path: str, policy: str, state: tuple) -> Plan:
+def _plan(protocol_dir: str, template: str, database_path: str, policy: str, state: tuple) -> EnrollmentPlan:
     """(`state`: the protocol files' sizes and times, so that an edited file is read again.)"""
     from ..extraction import Utterance
 
@@ -47,7 +47,7 @@ def _plan(protocol_dir: str, template: str, database_path: str, policy: str, sta
             rows.append(index[key])
         segments.append(range(start, len(utterances)))
         rows_of.append(rows)
-    return Plan(protocols, utterances, rows_of, segments)
+    return EnrollmentPlan(protocols, utterances, rows_of, segments)
 
 
 def inputs(cfg) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import StageError
 from ..protocols import protocol_files, read_enrollment
 from ..registry import STAGES
-from ..results import Skip, StageResult
+from ..stage_result import Skip, StageResult
 from ..store import file_digest, load_embeddings, read_skips, write_fingerprints
 
 log = logging.getLogger("sourcetrace")

@@ -17,9 +17,9 @@ from ..attribution import attribution_trials, write_attribution
 from ..errors import StageError
 from ..evaluation import evaluate, write_evaluated
 from ..pooling import pool_table, pooled_rows
-from ..results import StageResult
+from ..stage_result import StageResult
 from ..store import write_text
-from ..store.scores import read_evaluation_arrow, read_evaluation_csv
+from ..store.evaluation_table import read_evaluation_arrow, read_evaluation_csv
 
 log = logging.getLogger("sourcetrace")
 

@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 from ..errors import StageError
 from ..protocols import attack_of, check_unique_trials, line_of, protocol_files, read_trial_files, trial_fingerprint
 from ..registry import STAGES
-from ..results import StageResult
+from ..stage_result import StageResult
 from ..scoring import Enrollment, score_matrix
 from ..testhooks import kill_point
 from ..store import Paths, file_digest, load_embeddings, read_fingerprints, read_skips
-from ..store.scores import LABEL_NAMES, OPTIONAL_LABELS, REQUIRED_LABELS, EvaluationWriter, score_column
+from ..store.evaluation_table import LABEL_NAMES, OPTIONAL_LABELS, REQUIRED_LABELS, EvaluationWriter, score_column
 
 log = logging.getLogger("sourcetrace")
 

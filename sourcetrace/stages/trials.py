@@ -18,19 +18,19 @@ import pyarrow.compute as pc
 from ..errors import StageError
 from ..protocols import (TRIAL_SUFFIX, audio_path, data_lines, folder_state, line_of, protocol_files,
                          read_trials, trial_fingerprint, validate_trials)
-from ..results import StageResult
-from ..store.scores import REQUIRED_LABELS
+from ..stage_result import StageResult
+from ..store.evaluation_table import REQUIRED_LABELS
 from ..store import ids_path, save_embeddings
-from .extraction import audio_identity, build_extractor, extraction_identity, log, skip_of
+from .extractor import audio_identity, build_extractor, extraction_identity, log, skip_of
 
 
 @dataclass(frozen=True)
-class Plan:
+class TrialPlan:
     files: list[Path]
     utterances: list
 
 
-def plan(cfg, validate: bool = False) -> Plan:
+def plan(cfg, validate: bool = False) -> TrialPlan:
     """The distinct utterances to extract; with `validate`, every trial file is read in full
     first (the stage itself). The up-to-date checks of later stages need only the identity
     columns."""
@@ -53,7 +53,7 @@ def _ordered(files: list[Path], batching: str | None):
 
 @functools.lru_cache(maxsize=2)
 def _plan(protocol_dir: str, template: str, database_path: str, batching: str | None, validate: bool,
-          state: tuple) -> Plan:
+          state: tuple) -> TrialPlan:
     """(`state`: the protocol files' sizes and times, so that an edited file is read again.)"""
     from ..extraction import Utterance
 
@@ -78,7 +78,7 @@ def _plan(protocol_dir: str, template: str, database_path: str, batching: str | 
             utterances.append(Utterance(attack, file, audio_path(template, database_path, attack, file),
                                         protocol.path, line))
         seen = pa.concat_arrays([seen, new])
-    return Plan(files, utterances)
+    return TrialPlan(files, utterances)
 
 
 def inputs(cfg) -> dict:

@@ -12,7 +12,7 @@ import io
 import json
 from pathlib import Path
 
-from ..results import SKIP_COLUMNS, Skip
+from ..stage_result import SKIP_COLUMNS, Skip
 from .files import write_text
 
 

@@ -17,7 +17,7 @@ import models
 
 from ..errors import StageError
 from ..extraction.device import resolve_device
-from ..results import Skip, StageResult
+from ..stage_result import Skip, StageResult
 from ..store import audio_identity, file_digest
 from . import checkpoints, data, loop, recipes
 from .settings import architecture, train_settings

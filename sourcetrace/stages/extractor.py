@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 from ..errors import StageError
-from ..results import Skip
+from ..stage_result import Skip
 from ..store import audio_identity as store_audio_identity, file_digest
 
 log = logging.getLogger("sourcetrace")

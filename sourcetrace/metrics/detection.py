@@ -10,9 +10,9 @@ P_miss(t) = share of targets scoring below t, P_fa(t) = share of non-targets sco
 above t; block boundary k (k = 0..B, before block k) is the threshold `scores[k]` (k = B:
 beyond the largest), so P_miss = 0, P_fa = 1 at k = 0 and P_miss = 1, P_fa = 0 at k = B.
 
-scikit-learn is not used here (only as the tests' oracle, tests/test_detection_oracles.py):
-`roc_curve(drop_intermediate=False)` gives these points but sorts again for each of the ~110
-row sets of stage 5, where one sort serves them all here; `IsotonicRegression` pools ties as here but fits in floating point, and
+scikit-learn is not used (nor a dependency): `roc_curve(drop_intermediate=False)` gives
+these points but sorts again for each of the ~110 row sets of stage 5, where one sort serves
+them all here; `IsotonicRegression` pools ties as here but fits in floating point, and
 neither gives min Cllr, ROCCH-EER or the reference EER's tie order. The PAV below is exact
 integer arithmetic.
 """

@@ -41,6 +41,7 @@ def subset_run(tmp_path_factory):
     return root / "out"
 
 
+@pytest.mark.slow
 def test_demo_subset_end_to_end(subset_run):
     import csv
     with open(subset_run / "AASIST_CM_evaluation.csv", newline="") as handle:

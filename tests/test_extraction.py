@@ -164,6 +164,7 @@ def test_the_engine_removes_what_a_killed_writer_left(audio, one_process, tmp_pa
 # ------------------------------------------------------------------ kill and resume, ranks
 
 
+@pytest.mark.slow
 def test_killed_at_a_chosen_chunk_resumes_with_two_ranks_to_the_same_bytes(audio, one_process, tmp_path):
     args = [audio, tmp_path / "work", tmp_path / "out.npz"]
     killed = run(args, kill_after=2)
@@ -176,6 +177,7 @@ def test_killed_at_a_chosen_chunk_resumes_with_two_ranks_to_the_same_bytes(audio
     assert not (tmp_path / "work").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["full", "fixed"])
 def test_two_ranks_give_the_bytes_of_one_process(policy, audio, one_process, tmp_path):
     done = run([audio, tmp_path / "work", tmp_path / "out.npz", "--policy", policy], ranks=2)
@@ -185,6 +187,7 @@ def test_two_ranks_give_the_bytes_of_one_process(policy, audio, one_process, tmp
     assert result["embeddings"].tobytes() == one_process[policy].tobytes() and json.loads(str(result["failed"])) == {}
 
 
+@pytest.mark.slow
 def test_killed_ranks_resume_in_one_process_to_the_same_bytes(audio, one_process, tmp_path):
     args = [audio, tmp_path / "work", tmp_path / "out.npz"]
     killed = run(args, ranks=2, kill_after=1)
@@ -195,6 +198,7 @@ def test_killed_ranks_resume_in_one_process_to_the_same_bytes(audio, one_process
     assert np.load(tmp_path / "out.npz")["embeddings"].tobytes() == one_process["full"].tobytes()
 
 
+@pytest.mark.slow
 def test_a_failing_rank_stops_the_run_with_its_message(audio, tmp_path):
     shutil.copytree(audio, tmp_path / "db")
     bad = sorted((tmp_path / "db").rglob("*.wav"))[5]
@@ -205,6 +209,7 @@ def test_a_failing_rank_stops_the_run_with_its_message(audio, tmp_path):
     assert f"error: {tmp_path / 'db' / 'list.txt'}:7: {bad}: truncated WAV" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["full", "fixed"])
 def test_stage_scripts_under_torchrun_give_the_bytes_of_one_process(policy, tmp_path):
     from test_reliability import SCRIPTS, make

@@ -1,6 +1,6 @@
 """One identity per stage: no cache, resume or report outlives its inputs (issue 18).
 
-Each numbered scenario of the issue is run as a user would: a stage script killed at a
+Each scenario is run as a user would: a stage script killed at a
 chosen chunk (a real subprocess, SIGKILL), an input changed in place, the stage run again;
 the result must be the one a fresh run on the new inputs gives, or a refusal naming the cause.
 """
@@ -56,7 +56,7 @@ def members_of(chunk):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("number", [1, 3])
-def test_1_a_checkpoint_replaced_in_place_after_a_kill_is_never_mixed_with_the_old_one(tmp_path, capsys, number):
+def test_a_checkpoint_replaced_in_place_after_a_kill_is_never_mixed_with_the_old_one(tmp_path, capsys, number):
     make(tmp_path)
     checkpoint = tmp_path / "model.pth"
     shutil.copyfile(REPO / "models" / "AASIST_CM.pth", checkpoint)
@@ -75,7 +75,7 @@ def test_1_a_checkpoint_replaced_in_place_after_a_kill_is_never_mixed_with_the_o
 @pytest.mark.slow
 @pytest.mark.parametrize("change", ["repaired", "shortened"])
 @pytest.mark.parametrize("number", [1, 3])
-def test_2_3_audio_changed_in_place_after_a_kill_is_extracted_again(tmp_path, number, change):
+def test_audio_changed_in_place_after_a_kill_is_extracted_again(tmp_path, number, change):
     make(tmp_path)
     chunks = kill_after_two_chunks(tmp_path, number)
     attack, file, *_ = members_of(chunks[0])[0]  # an utterance the killed run had embedded
@@ -98,7 +98,7 @@ def test_2_3_audio_changed_in_place_after_a_kill_is_extracted_again(tmp_path, nu
 # 4 -----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_4_training_resumed_after_its_audio_changed_starts_afresh(tmp_path):
+def test_training_resumed_after_its_audio_changed_starts_afresh(tmp_path):
     from test_training import config, history, script as train_script, training_corpus
     (tmp_path / "corpus").mkdir()
     db = training_corpus(tmp_path / "corpus")
@@ -123,7 +123,7 @@ def test_4_training_resumed_after_its_audio_changed_starts_afresh(tmp_path):
 # 5 -----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_5_the_report_refuses_outputs_its_records_do_not_vouch_for(tmp_path, tmp_path_factory, capsys):
+def test_the_report_refuses_outputs_its_records_do_not_vouch_for(tmp_path, tmp_path_factory, capsys):
     completed(tmp_path, tmp_path_factory)
     assert report.main([str(out(tmp_path)), SYSTEM]) == 0
     capsys.readouterr()
@@ -146,7 +146,7 @@ def test_5_the_report_refuses_outputs_its_records_do_not_vouch_for(tmp_path, tmp
     assert "stage 4 ran again after it" in capsys.readouterr().err
 
 
-def test_5_the_report_refuses_a_missing_or_damaged_record(tmp_path, capsys):
+def test_the_report_refuses_a_missing_or_damaged_record(tmp_path, capsys):
     folder = out(tmp_path, f"{SYSTEM}_EERs_pooled")
     folder.mkdir(parents=True)
     assert report.main([str(out(tmp_path)), SYSTEM]) == 2
@@ -161,7 +161,7 @@ def test_5_the_report_refuses_a_missing_or_damaged_record(tmp_path, capsys):
 
 # 6 -----------------------------------------------------------------------------------------
 
-def test_6_an_enrollment_row_of_another_attack_is_an_error_naming_file_and_line(tmp_path, capsys):
+def test_an_enrollment_row_of_another_attack_is_an_error_naming_file_and_line(tmp_path, capsys):
     corpus = make(tmp_path)
     protocol = corpus.enroll_dir / "AA01-co-1.txt"
     protocol.write_text(protocol.read_text() + "spk0 AA03_D_0001.wav t9 AA03\n")

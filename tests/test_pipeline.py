@@ -21,6 +21,9 @@ from sourcetrace.registry import STAGES as REGISTRY
 STAGES = [REGISTRY[n].script for n in range(1, 6)]
 
 
+pytestmark = pytest.mark.slow  # every test here runs the stage scripts as subprocesses
+
+
 def run(script, cwd, *args):
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, capture_output=True, text=True)
 

@@ -1,7 +1,9 @@
-"""Re-runs never give a silently wrong result: one test per item of the re-run issue.
+"""Re-runs never give a silently wrong result: stale upstreams, replaced inputs, bad input,
+failed writes, kills, locks and permissions; one behaviour per test.
 
 Stages run through `cli.main` (exactly what each script's one line calls) or, where the
-item is about processes (kills, locks, the umask, the scenario of item 1), as subprocesses.
+behaviour is about processes (kills, the umask, the exit status and stderr of a failed
+script), as subprocesses; those are marked `slow`.
 """
 import errno
 import fcntl
@@ -39,9 +41,9 @@ def set_config(tmp_path, **values):
     path.write_text(json.dumps(config))
 
 
-# 1 ---------------------------------------------------------------------------------------
 
-def test_item1_a_failed_stage_never_lets_later_stages_mix_two_models(tmp_path, tmp_path_factory):
+@pytest.mark.slow
+def test_a_failed_extraction_keeps_the_old_outputs_and_later_stages_refuse_to_mix_two_models(tmp_path, tmp_path_factory):
     completed(tmp_path, tmp_path_factory)  # the five stages run with AASIST_CM
     before = snapshot(tmp_path)
     set_config(tmp_path, model_path=str(STOPA))
@@ -59,9 +61,8 @@ def test_item1_a_failed_stage_never_lets_later_stages_mix_two_models(tmp_path, t
     assert snapshot(tmp_path)["AASIST_CM_EERs_pooled/pooled_eer_kn.csv"] == before["AASIST_CM_EERs_pooled/pooled_eer_kn.csv"]
 
 
-# 2 ---------------------------------------------------------------------------------------
 
-def test_item2_the_check_is_transitive(tmp_path, capsys, tmp_path_factory):
+def test_out_of_date_propagates_through_every_later_stage(tmp_path, capsys, tmp_path_factory):
     completed(tmp_path, tmp_path_factory)
     new = ["--set", f"model_path={STOPA}"]
     for n in (1, 3):  # stages 1 and 3 with the new model, not 2
@@ -77,9 +78,9 @@ def test_item2_the_check_is_transitive(tmp_path, capsys, tmp_path_factory):
     assert "up to date" not in capsys.readouterr().out
 
 
-# 3 ---------------------------------------------------------------------------------------
 
-def test_item3_a_typo_in_a_key_stops_the_stage(tmp_path):
+@pytest.mark.slow
+def test_a_misspelt_key_in_the_config_file_stops_the_stage_naming_the_closest_key(tmp_path):
     make(tmp_path)
     config = json.loads((tmp_path / "sys.conf").read_text())
     config["known_attack"] = config.pop("known_attacks")
@@ -87,16 +88,17 @@ def test_item3_a_typo_in_a_key_stops_the_stage(tmp_path):
     done = script(tmp_path, 5)
     assert done.returncode == 2
     assert "unknown key 'known_attack' (did you mean 'known_attacks'?)" in done.stderr
-    config["known_attacks"] = config.pop("known_attack")
-    (tmp_path / "sys.conf").write_text(json.dumps(config, indent=1))
+
+
+@pytest.mark.slow
+def test_a_misspelt_key_in_set_stops_the_stage_naming_the_closest_key(tmp_path):
+    make(tmp_path)
     done = script(tmp_path, 1, "--set", "batchsize=4")
     assert done.returncode == 2
     assert done.stderr == "error: --set batchsize=4: unknown key 'batchsize' (did you mean 'batch_size'?)\n"
 
 
-# 4 ---------------------------------------------------------------------------------------
-
-def test_item4_a_row_of_another_fingerprint_is_an_error(tmp_path, capsys):
+def test_a_trial_row_of_another_fingerprint_is_refused_before_extraction(tmp_path, capsys):
     corpus = make(tmp_path)
     trial = corpus.trial_dir / "AA03-co-1_trials.txt"
     lines = trial.read_text().split("\n")
@@ -107,9 +109,8 @@ def test_item4_a_row_of_another_fingerprint_is_an_error(tmp_path, capsys):
     assert not out(tmp_path, ".AASIST_CM_work").exists()  # refused before any extraction
 
 
-# 5 ---------------------------------------------------------------------------------------
 
-def test_item5_a_replaced_audio_file_is_noticed(tmp_path, capsys):
+def test_a_replaced_audio_file_is_extracted_again_and_outdates_later_stages(tmp_path, capsys):
     corpus = make(tmp_path)
     run_all(tmp_path, capsys, upto=2)
     first = np.load(out(tmp_path, "AASIST_CM_embeddings/AA01-co-1.npy"))
@@ -123,7 +124,7 @@ def test_item5_a_replaced_audio_file_is_noticed(tmp_path, capsys):
     assert "stage 2 (create_fingerprint_avg_emb_csv.py) is out of date" in err
 
 
-def test_item5_a_repaired_file_clears_its_skip(tmp_path, capsys):
+def test_a_repaired_audio_file_clears_its_skip(tmp_path, capsys):
     corpus = make(tmp_path)
     audio = corpus.database / "wav/AA01/dev/AA01_D_0000.wav"
     good = audio.read_bytes()
@@ -137,9 +138,8 @@ def test_item5_a_repaired_file_clears_its_skip(tmp_path, capsys):
     assert "AA01_D_0000.wav" in ids
 
 
-# 6 ---------------------------------------------------------------------------------------
 
-def test_item6_every_row_of_a_fingerprint_unusable_under_skip(tmp_path, capsys):
+def test_a_fingerprint_whose_every_row_is_skipped_is_left_out_and_recorded(tmp_path, capsys):
     corpus = make(tmp_path)
     (corpus.database / "wav/AA05/dev/AA05_D_0000.wav").write_text("not audio")  # AA05-*-1's only row
     run_all(tmp_path, capsys, "--set", "on_error=skip")
@@ -151,14 +151,16 @@ def test_item6_every_row_of_a_fingerprint_unusable_under_skip(tmp_path, capsys):
     assert "AA05-co-1," not in evaluation and "AA05-co-2," in evaluation
     assert sum(line.startswith("2,") for line in manifest) == 2  # AA05-co-1 and AA05-nc-1
     assert json.loads(out(tmp_path, "AASIST_CM_records/stage2.json").read_text())["skipped"]["count"] == 2
-    # without skip it is an error naming the protocol
+
+
+def test_an_unusable_enrollment_file_without_skip_is_an_error_naming_the_protocol_line(tmp_path, capsys):
+    corpus = make(tmp_path)
+    (corpus.database / "wav/AA05/dev/AA05_D_0000.wav").write_text("not audio")
     err = error_of(tmp_path, capsys, 1)
     assert f"{corpus.enroll_dir / 'AA05-co-1.txt'}:2:" in err
 
 
-# 7 ---------------------------------------------------------------------------------------
-
-def test_item7_extraction_work_survives_a_failed_write(tmp_path, capsys, caplog):
+def test_extraction_chunks_survive_a_failed_output_write_and_are_reused(tmp_path, capsys, caplog):
     make(tmp_path)
     blocker = out(tmp_path, ".AASIST_CM_staging")
     blocker.parent.mkdir(parents=True)
@@ -175,9 +177,8 @@ def test_item7_extraction_work_survives_a_failed_write(tmp_path, capsys, caplog)
     assert out(tmp_path, "AASIST_CM_protocol_trials.npy").is_file()
 
 
-# 8 ---------------------------------------------------------------------------------------
 
-def test_item8_output_folder_problems_are_one_line(tmp_path, capsys):
+def test_an_unusable_output_folder_is_a_one_line_error(tmp_path, capsys):
     make(tmp_path)
     (tmp_path / "afile").write_text("x")
     err = error_of(tmp_path, capsys, 2, "--set", f"output_dir={tmp_path / 'afile'}")
@@ -186,7 +187,7 @@ def test_item8_output_folder_problems_are_one_line(tmp_path, capsys):
     assert "/proc/sourcetrace-out" in err
 
 
-def test_item8_disk_full_says_so_and_that_the_run_resumes(tmp_path, capsys, monkeypatch):
+def test_disk_full_is_one_line_saying_the_run_resumes(tmp_path, capsys, monkeypatch):
     make(tmp_path)
     import sourcetrace.store.embeddings as embeddings
 
@@ -199,7 +200,7 @@ def test_item8_disk_full_says_so_and_that_the_run_resumes(tmp_path, capsys, monk
     assert stage(tmp_path, 3) == 0
 
 
-def test_item8_commas_and_quotes_in_file_names_work_end_to_end(tmp_path, capsys, caplog):
+def test_commas_and_quotes_in_file_names_survive_the_evaluation_csv(tmp_path, capsys, caplog):
     corpus = make(tmp_path)
     old, new = "AA02_E_0001.wav", 'AA02_E_0001,"x".wav'
     (corpus.database / "wav/AA02/eval" / old).rename(corpus.database / "wav/AA02/eval" / new)
@@ -221,7 +222,8 @@ def test_item8_commas_and_quotes_in_file_names_work_end_to_end(tmp_path, capsys,
     assert "as made elsewhere" in caplog.text
 
 
-def test_item8_bad_model_config_value_is_one_line(tmp_path):
+@pytest.mark.slow
+def test_a_bad_model_config_value_is_a_one_line_error(tmp_path):
     make(tmp_path)
     done = script(tmp_path, 1, "--set", "model_config.nb_samp=abc")
     assert done.returncode == 2
@@ -229,9 +231,9 @@ def test_item8_bad_model_config_value_is_one_line(tmp_path):
                                         "the fixed input)")
 
 
-# 9 ---------------------------------------------------------------------------------------
 
-def test_item9_a_killed_stage4_leaves_nothing_the_next_run_keeps(tmp_path, capsys, tmp_path_factory):
+@pytest.mark.slow
+def test_a_stage_killed_before_its_commit_leaves_the_previous_outputs(tmp_path, capsys, tmp_path_factory):
     completed(tmp_path, tmp_path_factory)
     before = snapshot(tmp_path)
     killed = script(tmp_path, 4, "--force", env={"SOURCETRACE_TEST_KILL_AT": "stage4-written"})
@@ -244,7 +246,8 @@ def test_item9_a_killed_stage4_leaves_nothing_the_next_run_keeps(tmp_path, capsy
     assert not [p for p in out(tmp_path).rglob("*.part")]
 
 
-def test_item9_a_kill_after_the_commit_is_decided_is_finished_by_the_next_run(tmp_path, capsys, tmp_path_factory):
+@pytest.mark.slow
+def test_a_stage_killed_after_deciding_its_commit_is_finished_by_the_next_run(tmp_path, capsys, tmp_path_factory):
     completed(tmp_path, tmp_path_factory)
     other = ["--set", "unknown_filter=per_label"]
     before = snapshot(tmp_path)
@@ -259,10 +262,10 @@ def test_item9_a_kill_after_the_commit_is_decided_is_finished_by_the_next_run(tm
     assert details["unknown_filter"] == "per_label"
 
 
-# 10 --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664)])
-def test_item10_outputs_honour_the_umask(tmp_path, umask, mode):
+def test_outputs_honour_the_umask(tmp_path, umask, mode):
     make(tmp_path)
     for n in (1, 2):
         assert script(tmp_path, n, preexec_fn=lambda: os.umask(umask)).returncode == 0
@@ -271,30 +274,42 @@ def test_item10_outputs_honour_the_umask(tmp_path, umask, mode):
     assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [mode] * 3
 
 
-# 11 --------------------------------------------------------------------------------------
 
-def test_item11_bom_labels_checkpoint_paths_and_locks(tmp_path, capsys, monkeypatch):
+def test_a_utf8_bom_at_the_start_of_a_protocol_is_ignored(tmp_path, capsys):
     corpus = make(tmp_path)
     first = corpus.trial_dir / "AA01-co-1_trials.txt"
     first.write_bytes(b"\xef\xbb\xbf" + first.read_bytes())  # a BOM: same header as the others
     enroll = corpus.enroll_dir / "AA01-co-1.txt"
     enroll.write_bytes(b"\xef\xbb\xbf" + enroll.read_bytes())
-    # a bad label stops stage 3 before any extraction
+    run_all(tmp_path, capsys)
+    evaluation = out(tmp_path, "AASIST_CM_evaluation.csv").read_text()
+    assert "\ufeff" not in evaluation and "\nAA01-co-1," in evaluation
+    assert np.load(out(tmp_path, "AASIST_CM_embeddings/AA01-co-1.npy")).shape == (1, 160)
+
+
+def test_a_misspelt_boolean_label_stops_stage3_before_extraction(tmp_path, capsys):
+    corpus = make(tmp_path)
     second = corpus.trial_dir / "AA01-co-2_trials.txt"
-    text = second.read_text()
-    second.write_text(text.replace(" True", " Ture", 1))
+    second.write_text(second.read_text().replace(" True", " Ture", 1))
     err = error_of(tmp_path, capsys, 3)
     assert f"{second}:" in err and "'Ture'" in err and not out(tmp_path, ".AASIST_CM_work").exists()
-    second.write_text(text)
-    run_all(tmp_path, capsys)
-    # the same checkpoint named another way is no change
+
+
+def test_the_same_checkpoint_named_another_way_is_no_change(tmp_path, capsys, monkeypatch, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     monkeypatch.chdir(REPO)
     assert stage(tmp_path, 1, "--set", "model_path=./models/../models/AASIST_CM.pth") == 0
     assert "up to date" in capsys.readouterr().out
-    # stages that do not read the checkpoint do not need it
+
+
+def test_stages_that_do_not_read_the_checkpoint_run_without_it(tmp_path, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     for n in (2, 4, 5):
         assert stage(tmp_path, n, "--set", f"model_path={tmp_path / 'gone.pth'}", "--force") == 0
-    # a second run of the same stage on the same outputs refuses at once, naming the first
+
+
+def test_a_second_run_of_a_stage_refuses_at_once_naming_the_first(tmp_path, capsys, tmp_path_factory):
+    completed(tmp_path, tmp_path_factory)
     lock = out(tmp_path, "AASIST_CM_records/.stage5.lock")
     with open(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

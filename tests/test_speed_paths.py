@@ -130,6 +130,7 @@ def _extract(utterances, tmp_path, aasist_config, policy="full", **kwargs):
     return result.embeddings
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["full", "fixed"])
 def test_decoding_threads_and_processes_agree(policy, utterances, tmp_path, aasist_config):
     aasist_config["nb_samp"] = 12000
@@ -164,6 +165,7 @@ def test_unknown_precision_is_refused(aasist_config):
         Extractor(model, "full", 1, 0, torch.device("cpu"), precision="int8")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator")
 @pytest.mark.parametrize("tuned", [False, True])
 def test_tuned_allocator_keeps_freed_feature_maps_in_the_heap(tuned):
@@ -184,6 +186,7 @@ print(before - rss())
     assert (released < 2**24) if tuned else (released > 2**27)
 
 
+@pytest.mark.slow
 def test_other_sample_rates_decode_alike_in_threads_processes_and_inline(tmp_path, aasist_config):
     rng = np.random.default_rng(0)
     paths = []

@@ -3,12 +3,15 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import REPO
 
 CORPUS = REPO / "mini_stopa" / "corpus"
 FINGERPRINTS = ("AA01-co-1", "AA01-nc-5", "AA03-co-1", "AA03-nc-5")
 
 
+@pytest.mark.slow
 def test_reproduce_table4_on_a_mini_stopa_subset(tmp_path):
     db = tmp_path / "db"
     (db / "protocols_fingerprint_extraction").mkdir(parents=True)
@@ -42,6 +45,7 @@ def test_reproduce_table4_on_a_mini_stopa_subset(tmp_path):
     assert (tmp_path / "out/report.md").is_file()
 
 
+@pytest.mark.slow
 def test_reproduce_table4_usage_errors(tmp_path):
     done = subprocess.run([str(REPO / "reproduce_table4.sh")], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("usage:")

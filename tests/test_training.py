@@ -174,14 +174,6 @@ def test_crop_repeats_short_and_cuts_long_waves():
 
 # ---------------------------------------------------------------- recipes
 
-def test_recipe_defaults_are_the_published_ones():
-    a, r = settings.TRAIN_DEFAULTS["AASIST"], settings.TRAIN_DEFAULTS["ResNet34"]
-    assert (a["optimizer"], a["lr"], a["betas"], a["weight_decay"], a["scheduler"], a["lr_min"], a["batch_size"],
-            a["crop_samples"], a["epochs"]) == ("adam", 1e-4, [0.9, 0.999], 1e-4, "cosine", 5e-6, 24, 64600, 100)
-    assert (r["optimizer"], r["lr"], r["weight_decay"], r["batch_size"], r["crop_frames"], r["am_scale"],
-            r["am_margin"], r["epochs"]) == ("adamw", 1e-3, 0.1, 64, 350, 30.0, 0.2, 100)
-
-
 def test_am_softmax_loss_by_hand():
     loss = recipes.loss_function(settings.TRAIN_DEFAULTS["ResNet34"], CLASSES)
     cosines = torch.tensor([[0.5, 0.1, -0.2]])
@@ -235,6 +227,7 @@ def test_batchnorm_recalibration_averages_the_batches():
 
 # ---------------------------------------------------------------- training runs
 
+@pytest.mark.slow
 def test_loss_falls_on_a_separable_set(corpus, tmp_path, capsys):
     status, out, _ = train(config(corpus, "AASIST", tmp_path, epochs=4), tmp_path, capsys)
     assert status == 0 and "tiny_AASIST: 3 classes (AA01, AA03, AA05); 18 training and 6 dev utterances" in out
@@ -250,6 +243,7 @@ def test_loss_falls_on_a_separable_set(corpus, tmp_path, capsys):
         "stage 0 (train_model.py) is up to date")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["AASIST", "ResNet34"])
 def test_best_checkpoint_loads_in_the_extraction_stages(corpus, tmp_path, capsys, arch):
     cfg = config(corpus, arch, tmp_path, epochs=1)
@@ -267,6 +261,7 @@ def test_best_checkpoint_loads_in_the_extraction_stages(corpus, tmp_path, capsys
     assert logits.shape == (1, 3) and emb.shape == (1, model.embedding_dim)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bitwise_identical(corpus, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     cfg = config(corpus, "ResNet34", whole, epochs=2)
@@ -286,6 +281,7 @@ def test_kill_and_resume_is_bitwise_identical(corpus, tmp_path):
            [[r[c] for c in columns] for r in history(b / "history.csv")]
 
 
+@pytest.mark.slow
 def test_two_processes_with_gloo(corpus, tmp_path):
     cfg = config(corpus, "AASIST", tmp_path, epochs=2, batch_size=6)
     done = script(cfg, tmp_path, nproc=2)
@@ -314,6 +310,7 @@ def test_bad_protocol_rows_fail_naming_the_line(corpus, tmp_path, capsys, extra,
     assert error_of(cfg, tmp_path, capsys) == expected.format(protocol=protocol, corpus=corpus)
 
 
+@pytest.mark.slow
 def test_unusable_audio_is_skipped_under_on_error_skip(corpus, tmp_path, capsys):
     protocol = tmp_path / "p.txt"
     bad = tmp_path / "db" / "AA05" / "AA05_T_bad.wav"
@@ -332,6 +329,7 @@ def test_unusable_audio_is_skipped_under_on_error_skip(corpus, tmp_path, capsys)
     assert len(skipped) == 2 and skipped[1].startswith(f"0,{protocol},25,AA05,AA05_T_bad,")
 
 
+@pytest.mark.slow
 def test_init_checkpoint_with_other_classes(corpus, tmp_path, capsys):
     cfg = config(corpus, "AASIST", tmp_path / "a", epochs=1)
     assert train(cfg, tmp_path, capsys)[0] == 0
@@ -354,6 +352,7 @@ def test_init_checkpoint_with_other_classes(corpus, tmp_path, capsys):
     assert torch.equal(model.state_dict()["pos_S"], torch.load(best, weights_only=True)["pos_S"])
 
 
+@pytest.mark.slow
 def test_demo_config_trains_on_the_mini_stopa_training_attacks(tmp_path, capsys, monkeypatch):
     """config/demo_ResNet-34.conf as ./demo.sh --train runs it, on a tiny network for one epoch."""
     monkeypatch.chdir(REPO)  # the demo config's paths are relative to the repository

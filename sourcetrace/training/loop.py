@@ -99,7 +99,7 @@ def recalibrate_batchnorm(job: Job, model: torch.nn.Module, loader: DataLoader) 
         update_bn(itertools.islice(loader, job.settings["bn_batches"]), model, job.device)
 
 
-def evaluate(job: Job, module: torch.nn.Module, loss_fn, batch: int) -> tuple[float, float]:
+def dev_loss_and_accuracy(job: Job, module: torch.nn.Module, loss_fn, batch: int) -> tuple[float, float]:
     """Mean loss and accuracy on the dev set, each rank a contiguous share of it."""
     _broadcast_buffers(job.world, module)
     n = len(job.dev_set)
@@ -206,7 +206,7 @@ def _fit(job: Job) -> list[dict]:
             recalibrate_batchnorm(job, model, loader)
         dev_loss = dev_acc = None
         if job.dev_set is not None:
-            dev_loss, dev_acc = evaluate(job, module.module if world.distributed else module, loss_fn, per_rank)
+            dev_loss, dev_acc = dev_loss_and_accuracy(job, module.module if world.distributed else module, loss_fn, per_rank)
         else:
             _broadcast_buffers(world, model)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,

@@ -84,7 +84,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; {args.rows:,} rows, nc-all {args.enroll_all}")
     print(f"{'backend':10s}{'stage 4 s':>10s}{'(cpu)':>8s}{'stage 5 s':>11s}{'(cpu)':>8s}{'4 + 5 s':>9s}"
-          f"{'x cosine':>10s}{'peak GB':>9s}")
+          f"{'x cosine':>10s}{'peak GB 4':>11s}{'peak GB 5':>11s}")
     base = None
     for backend in args.backends.split(","):
         s4, s5 = measure("stage4", root, backend), measure("stage5", root, backend)
@@ -92,7 +92,7 @@ def main() -> None:
         base = base or (total if backend == "cosine" else None)
         ratio = f"{total / base:.2f}" if base else "-"
         print(f"{backend:10s}{s4['seconds']:10.1f}{s4['cpu']:8.1f}{s5['seconds']:11.1f}{s5['cpu']:8.1f}{total:9.1f}"
-              f"{ratio:>10s}{max(s4['peak_rss_gb'], s5['peak_rss_gb']):9.2f}", flush=True)
+              f"{ratio:>10s}{s4['peak_rss_gb']:11.2f}{s5['peak_rss_gb']:11.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -280,19 +280,20 @@ def commit(paths: Paths, number: int, ident: dict, upstream: dict[int, dict | No
               "skipped": {"count": len(skips), "sha256": skips_digest(skips)}, "world_size": world_size}
     text = manifest_text(read_skips(paths.skipped_csv), number, skips)
     write_text(staging / STAGED_MANIFEST, text if text is not None else "")
-    for value in _digest_values(ident):
-        if value in LISTINGS:
+    for value in _string_values(ident):
+        if value in LISTINGS:  # a digest of file identities: its listing goes beside the record
             write_text(staging / f".listing.{value}.tsv", LISTINGS[value])
     write_text(staging / STAGED_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
     kill_point("commit")
     apply_staged(paths, number)
 
 
-def _digest_values(value):
+def _string_values(value):
+    """Every string in a record's identity, at any depth (listing digests among them)."""
     if isinstance(value, dict):
         for v in value.values():
-            yield from _digest_values(v)
-    elif isinstance(value, str) and len(value) == 64:
+            yield from _string_values(v)
+    elif isinstance(value, str):
         yield value
 
 
@@ -332,7 +333,7 @@ def _remove_unused_listings(paths: Paths) -> None:
     for n in STAGES:
         record = load_record(paths, n)
         if record:
-            used |= set(_digest_values(record["identity"]))
+            used |= set(_string_values(record["identity"]))
     for kept in paths.records_dir.glob("listing.*.tsv"):
         if kept.name.split(".")[1] not in used:
             kept.unlink(missing_ok=True)

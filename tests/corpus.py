@@ -7,6 +7,7 @@ spread over `min_s`..`max_s`, so the pipeline's scores are not meaningless.
 """
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +139,20 @@ def reference_eer(target, nontarget) -> float:
     far = np.concatenate((np.atleast_1d(1), nontarget_trial_sums / len(nontarget)))
     i = np.argmin(np.abs(frr - far))
     return round(float(np.mean((frr[i], far[i]))) * 100, 2)
+
+
+def pooled_reference_eers(evaluation_csv, known_attacks, labels: dict) -> dict:
+    """({scenario: [EER % of each label in `labels` (name -> IsTarget column)]}, number of rows)
+    of an evaluation CSV, pooled as the published scripts pool (unknown: ATK not known or
+    IsTargetATK true)."""
+    with open(evaluation_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    scores = np.array([float(r["CosScore"]) for r in rows])
+    known = np.array([r["ATK"] in known_attacks for r in rows])
+    targets = {name: np.array([r[column] == "True" for r in rows]) for name, column in labels.items()}
+    found = {}
+    for scenario in ("known", "unknown"):
+        keep = known if scenario == "known" else ~known | targets["ATK"]
+        found[scenario] = [reference_eer(scores[keep][targets[n][keep]], scores[keep][~targets[n][keep]])
+                           for n in labels]
+    return found, len(rows)

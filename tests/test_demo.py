@@ -3,11 +3,10 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from conftest import REPO
-from corpus import mini_stopa_subset, reference_eer
+from corpus import mini_stopa_subset, pooled_reference_eers
 from sourcetrace.registry import STAGES as REGISTRY
 from sourcetrace.report import table
 
@@ -43,19 +42,9 @@ def subset_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_subset_end_to_end(subset_run):
-    import csv
-    with open(subset_run / "AASIST_CM_evaluation.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 6 * 30  # 6 fingerprints x (10 evaluation attacks x 3 utterances)
-    scores = np.array([float(r["CosScore"]) for r in rows])
-    known = np.array([r["ATK"] in KNOWN for r in rows])
-    labels = {name: np.array([r[c] == "True" for r in rows]) for name, c in LABELS.items()}
-    expected = []
-    for scenario in ("known", "unknown"):  # the published scripts' pooling, reference filter
-        keep = known if scenario == "known" else ~known | labels["ATK"]
-        for name in LABELS:
-            y = labels[name][keep]
-            expected.append(reference_eer(scores[keep][y], scores[keep][~y]))
+    pooled, n_rows = pooled_reference_eers(subset_run / "AASIST_CM_evaluation.csv", KNOWN, LABELS)
+    assert n_rows == 6 * 30  # 6 fingerprints x (10 evaluation attacks x 3 utterances)
+    expected = pooled["known"] + pooled["unknown"]
     report = table(subset_run, ["AASIST_CM"])
     cells = report.splitlines()[1].split()[1:]
     assert [float(c) for c in cells] == expected

@@ -12,20 +12,25 @@ from sourcetrace.report import table
 from test_evaluation_metrics import OPTIONS, small
 
 
-@pytest.fixture(scope="module")
-def output_dir(tmp_path_factory):
-    """Stage 5's files of a system SYS, committed with their record as stage 5 commits them
-    (its input, an evaluation CSV, made elsewhere)."""
-    root = tmp_path_factory.mktemp("report")
-    paths = Paths(root, "SYS")
+def committed_stage5(root, system: str, known: str, unknown: str, rows) -> None:
+    """Stage 5's files of `system` (the pooled EER CSVs' rows `known`, `unknown`; the wider
+    evaluation of `rows`), committed with their record as stage 5 commits them (its input, an
+    evaluation CSV, made elsewhere)."""
+    paths = Paths(root, system)
     folder = paths.staging(5) / paths.eer_dir.name
     folder.mkdir(parents=True)
-    (folder / "pooled_eer_kn.csv").write_text(",EER\nATK,0.0\nAcousticModel,0.0\nVocoderModel,12.5\n")
-    (folder / "pooled_eer_ukn.csv").write_text(",EER\nATK,0.0\nAcousticModel,0.0\nVocoderModel,25.0\n")
+    (folder / "pooled_eer_kn.csv").write_text(",EER\n" + known)
+    (folder / "pooled_eer_ukn.csv").write_text(",EER\n" + unknown)
     (folder / "pooled_eer_details.json").write_text('{"unknown_filter": "reference"}\n')
-    write_evaluation(folder, small(), unknown_filter="reference", **OPTIONS)
-    outputs = [paths.eer_dir / p.name for p in folder.iterdir()]
-    provenance.commit(paths, 5, {}, {4: None}, outputs, [], 1)
+    write_evaluation(folder, rows, unknown_filter="reference", **OPTIONS)
+    provenance.commit(paths, 5, {}, {4: None}, [paths.eer_dir / p.name for p in folder.iterdir()], [], 1)
+
+
+@pytest.fixture(scope="module")
+def output_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    committed_stage5(root, "SYS", "ATK,0.0\nAcousticModel,0.0\nVocoderModel,12.5\n",
+                     "ATK,0.0\nAcousticModel,0.0\nVocoderModel,25.0\n", small())
     return root
 
 
@@ -109,15 +114,8 @@ def test_labels_a_corpus_lacks_are_left_out_with_a_note(tmp_path):
     columns and says why VM is missing, never a column of zeros."""
     rows = small()
     labels = {k: v for k, v in rows.labels.items() if k in ("ATK", "AcousticModel")}
-    paths = Paths(tmp_path, "NOVM")
-    folder = paths.staging(5) / paths.eer_dir.name
-    folder.mkdir(parents=True)
-    (folder / "pooled_eer_kn.csv").write_text(",EER\nATK,0.0\nAcousticModel,12.5\n")
-    (folder / "pooled_eer_ukn.csv").write_text(",EER\nATK,0.0\nAcousticModel,25.0\n")
-    (folder / "pooled_eer_details.json").write_text('{"unknown_filter": "reference"}\n')
-    write_evaluation(folder, type(rows)(rows.scores, rows.is_known, labels, rows.fingerprint, rows.fingerprint_names),
-                     unknown_filter="reference", **OPTIONS)
-    provenance.commit(paths, 5, {}, {4: None}, [paths.eer_dir / p.name for p in folder.iterdir()], [], 1)
+    committed_stage5(tmp_path, "NOVM", "ATK,0.0\nAcousticModel,12.5\n", "ATK,0.0\nAcousticModel,25.0\n",
+                     type(rows)(rows.scores, rows.is_known, labels, rows.fingerprint, rows.fingerprint_names))
     done = report(tmp_path, "NOVM")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:3] == [

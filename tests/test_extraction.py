@@ -121,6 +121,19 @@ def test_a_chunk_that_does_not_match_its_name_is_discarded_not_trusted(tmp_path,
     assert cache.load(3) == ({}, {}) and chunk_files(cache.work) == []  # another embedding size: discarded
 
 
+def test_the_cache_drops_stale_entries_once_they_outnumber_a_tenth_of_those_in_use(tmp_path):
+    cache = EmbeddingCache(tmp_path / "work")
+    cache.prepare()
+    cache.write(["a", "b"], np.array([[1, 2], [3, 4]], np.float32), {})
+    cache.write(["c", "d"], np.array([[5, 6], [np.nan, np.nan]], np.float32), {1: "unreadable"})
+    cache.compact({"a", "b", "c", "d"}, *cache.load(2), 2)  # nothing stale: left as it is
+    assert len(chunk_files(cache.work)) == 2
+    cache.compact({"b", "d"}, *cache.load(2), 2)  # "a" and "c" are stale
+    embeddings, failures = cache.load(2)
+    assert len(chunk_files(cache.work)) == 1
+    assert {k: v.tolist() for k, v in embeddings.items()} == {"b": [3, 4]} and failures == {"d": "unreadable"}
+
+
 def test_the_cache_keeps_embeddings_by_audio_and_reuses_them(audio, one_process, tmp_path, caplog):
     """A second run computes nothing; a rewritten file (new size and time) is extracted again."""
     shutil.copytree(audio, tmp_path / "db")

@@ -119,10 +119,11 @@ class EmbeddingCache:
                     failures.pop(key, None)
         return embeddings, failures
 
-    def compact(self, used: set[str], dim: int) -> None:
+    def compact(self, used: set[str], embeddings: dict[str, np.ndarray], failures: dict[str, str],
+                dim: int) -> None:
         """Rewrite the cache as one chunk of the entries in `used` when the others (audio
-        since changed, utterances no protocol lists any more) outnumber a tenth of them."""
-        embeddings, failures = self.load(dim)
+        since changed, utterances no protocol lists any more) outnumber a tenth of them;
+        `embeddings`, `failures`: what `load` returned (the cache as it is on disk now)."""
         stale = (set(embeddings) | set(failures)) - used
         if len(stale) * 10 <= len(used) or len(self.files()) < 2:
             return

@@ -177,7 +177,7 @@ class Extractor:
             else:  # a rank lost its work: never commit a row nobody computed
                 raise ExtractionError(f"{utterances[i].where}: {utterances[i].path} was not extracted (its chunk "
                                       f"is missing from {cache.work}); run the stage again")
-        cache.compact({k for i, k in enumerate(keys) if k is not None}, dim)
+        cache.compact({k for k in keys if k is not None}, embedded, failures, dim)
         return Extraction(out, failed)
 
     def _run(self, utterances: list[Utterance], todo: BatchPlan, keys: list, mine: list[int], cache: EmbeddingCache,

@@ -71,6 +71,9 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("AA11", "espeak-ng-klatt", "mlsa", "train", "training"),
     Attack("AA12", "flite-clustergen", "world", "train", "training"),
     Attack("AA13", "hibari", "harmonic-noise", "train", "training"),
+    Attack("AA14", "festival-hts", "lpc", "train", "training"),
+    Attack("AA15", "espeak-ng-formant", "griffin-lim", "train", "training"),
+    Attack("AA16", "flite-kal-diphone", "harmonic-noise", "train", "training"),
 )
 for _a in ATTACKS:
     if END_TO_END.get(_a.vm, _a.am) != _a.am:
@@ -91,8 +94,8 @@ class Sizes:
     nc_sizes: tuple[int, ...] = (1, 5, 10)  # plus "all"
     nc_all: int = 16  # enrollment utterances without content overlap per known attack
     nc_pool: int = 40  # sentences reserved for no-overlap enrollment
-    train_per_attack: int = 10
-    train_pool: int = 20
+    train_per_attack: int = 30
+    train_pool: int = 60
 
 
 @dataclass(frozen=True)

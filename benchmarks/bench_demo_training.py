@@ -1,0 +1,132 @@
+"""What `./demo.sh --train` shows, with its spread over seeds: the pooled EERs of the
+ResNet-34 trained on Mini-STOPA's training attacks (config/demo_ResNet-34.conf) and of the
+same network untrained (its seeded initialisation), for each of `--seeds`.
+
+For each seed S it runs, as subprocesses, in `--out`/seed_S (git-ignored):
+
+1. `train_model.py --config CONFIG --set train.seed=S` (timed);
+2. the five stages with the trained `best.pth`;
+3. the five stages with the untrained network of the same seed
+   (`sourcetrace.training.stage.save_untrained`, system `<system>_untrained`).
+
+It prints each run's pooled EER row, then per cell the mean and range (min-max) over the
+seeds, for the trained and the untrained network, and the trained-minus-untrained difference
+with how many seeds it is negative in (training helps). The README's training section quotes
+this output.
+
+    python benchmarks/bench_demo_training.py                      # seeds 1234 1 2 (about 20 min, 2 cores)
+    python benchmarks/bench_demo_training.py --seeds 7 --set train.epochs=2
+
+Figures only: this is not a test and asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sourcetrace.config import load_config  # noqa: E402
+from sourcetrace.report import read_pooled, system_dir  # noqa: E402
+from sourcetrace.training.stage import save_untrained  # noqa: E402
+
+STAGES = ("fingerprint_embedding_extraction", "create_fingerprint_avg_emb_csv", "trials_embedding_extraction",
+          "cosine_sim", "compute_eer_pooled")
+CELLS = ("known ATK", "AM", "VM", "unknown ATK", "AM", "VM")
+
+
+def run(command: list[str], log: Path) -> float:
+    began = time.perf_counter()
+    with open(log, "a") as handle:
+        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, text=True)
+    if done.returncode:
+        sys.exit(f"failed ({done.returncode}): {' '.join(command)}; see {log}")
+    return time.perf_counter() - began
+
+
+def stages(config: str, sets: list[str], log: Path) -> float:
+    flags = [x for s in sets for x in ("--set", s)]
+    return sum(run([sys.executable, f"{stage}.py", "--config", config, "-q", *flags], log) for stage in STAGES)
+
+
+def pooled(output_dir: Path, system: str) -> tuple[float, ...]:
+    folder = system_dir(output_dir, system)
+    return read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
+
+
+def best_epoch(history: Path) -> tuple[int, int, float]:
+    """(epoch of the lowest dev loss, epochs, dev accuracy there)."""
+    with open(history) as handle:
+        rows = list(csv.DictReader(handle))
+    dev = [(float(r["dev_loss"]), int(r["epoch"]), float(r["dev_accuracy"])) for r in rows if r["dev_loss"]]
+    if not dev:
+        return len(rows), len(rows), float("nan")
+    loss, epoch, accuracy = min(dev)
+    return epoch, len(rows), accuracy
+
+
+def row(name: str, values) -> str:
+    return f"{name:28}" + "".join(f"{v:>8.2f}" for v in values)
+
+
+def summary(name: str, runs: list[tuple[float, ...]]) -> str:
+    cells = list(zip(*runs))
+    mean = [sum(c) / len(c) for c in cells]
+    return f"{name:28}" + "".join(f"{m:>6.2f} ({min(c):.1f}-{max(c):.1f})" for m, c in zip(mean, cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="config/demo_ResNet-34.conf")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1234, 1, 2])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "data" / "demo_training")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for training and the stages (repeatable)")
+    args = parser.parse_args()
+    trained, untrained, times = [], [], []
+    load = os.getloadavg()[0]
+    for seed in args.seeds:
+        out = (args.out / f"seed_{seed}").resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / "log.txt"
+        log.write_text("")
+        base = [*args.set, f"output_dir={out}", f"train.seed={seed}"]
+        cfg = load_config(args.config, base)
+        system = cfg["system"]
+        flags = [x for s in base for x in ("--set", s)]
+        t_train = run([sys.executable, "train_model.py", "--config", args.config, "-q", "--force", *flags], log)
+        best = out / f"{system}_training" / "best.pth"
+        t_stages = stages(args.config, [*base, f"model_path={best}"], log)
+        raw = out / "untrained.pth"
+        save_untrained(cfg, raw)
+        stages(args.config, [*base, f"model_path={raw}", f"system={system}_untrained"], log)
+        epoch, epochs, accuracy = best_epoch(out / f"{system}_training" / "history.csv")
+        trained.append(pooled(out, system))
+        untrained.append(pooled(out, f"{system}_untrained"))
+        times.append((t_train, t_stages))
+        print(f"seed {seed}: training {t_train:.0f} s (best dev loss at epoch {epoch}/{epochs}, dev accuracy "
+              f"{accuracy:.3f}), its five stages {t_stages:.0f} s", flush=True)
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load {load:.1f} at the "
+          f"start; config {args.config}" + "".join(f" --set {s}" for s in args.set))
+    print(f"\npooled EER (%)              " + "".join(f"{c:>8}" for c in CELLS))
+    for seed, t, u in zip(args.seeds, trained, untrained):
+        print(row(f"trained, seed {seed}", t))
+        print(row(f"untrained, seed {seed}", u))
+    print(f"\nmean (range) over {len(args.seeds)} seeds " + "".join(f"{c:>17}" for c in CELLS))
+    print(summary("trained", trained))
+    print(summary("untrained", untrained))
+    diffs = [tuple(a - b for a, b in zip(t, u)) for t, u in zip(trained, untrained)]
+    print(summary("trained - untrained", diffs))
+    print(f"{'seeds where training helps':28}" + "".join(
+        f"{sum(d[i] < 0 for d in diffs):>11d} of {len(diffs)}" for i in range(len(CELLS))))
+
+
+if __name__ == "__main__":
+    main()

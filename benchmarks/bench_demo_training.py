@@ -39,7 +39,8 @@ from sourcetrace.training.stage import save_untrained  # noqa: E402
 
 STAGES = ("fingerprint_embedding_extraction", "create_fingerprint_avg_emb_csv", "trials_embedding_extraction",
           "cosine_sim", "compute_eer_pooled")
-CELLS = ("known ATK", "AM", "VM", "unknown ATK", "AM", "VM")
+CELLS = ("kn ATK", "kn AM", "kn VM", "unk ATK", "unk AM", "unk VM")
+W = 18  # column width
 
 
 def run(command: list[str], log: Path) -> float:
@@ -73,13 +74,13 @@ def best_epoch(history: Path) -> tuple[int, int, float]:
 
 
 def row(name: str, values) -> str:
-    return f"{name:28}" + "".join(f"{v:>8.2f}" for v in values)
+    return f"{name:28}" + "".join(f"{v:>{W}.2f}" for v in values)
 
 
 def summary(name: str, runs: list[tuple[float, ...]]) -> str:
+    """Per cell: mean (min..max) over the runs."""
     cells = list(zip(*runs))
-    mean = [sum(c) / len(c) for c in cells]
-    return f"{name:28}" + "".join(f"{m:>6.2f} ({min(c):.1f}-{max(c):.1f})" for m, c in zip(mean, cells))
+    return f"{name:28}" + "".join(f"{f'{sum(c) / len(c):.2f} ({min(c):.1f}..{max(c):.1f})':>{W}}" for c in cells)
 
 
 def main() -> None:
@@ -115,17 +116,17 @@ def main() -> None:
               f"{accuracy:.3f}), its five stages {t_stages:.0f} s", flush=True)
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load {load:.1f} at the "
           f"start; config {args.config}" + "".join(f" --set {s}" for s in args.set))
-    print(f"\npooled EER (%)              " + "".join(f"{c:>8}" for c in CELLS))
+    print(f"\n{'pooled EER (%)':28}" + "".join(f"{c:>{W}}" for c in CELLS))
     for seed, t, u in zip(args.seeds, trained, untrained):
         print(row(f"trained, seed {seed}", t))
         print(row(f"untrained, seed {seed}", u))
-    print(f"\nmean (range) over {len(args.seeds)} seeds " + "".join(f"{c:>17}" for c in CELLS))
+    print(f"\n{f'mean (min..max), {len(args.seeds)} seeds':28}" + "".join(f"{c:>{W}}" for c in CELLS))
     print(summary("trained", trained))
     print(summary("untrained", untrained))
     diffs = [tuple(a - b for a, b in zip(t, u)) for t, u in zip(trained, untrained)]
     print(summary("trained - untrained", diffs))
     print(f"{'seeds where training helps':28}" + "".join(
-        f"{sum(d[i] < 0 for d in diffs):>11d} of {len(diffs)}" for i in range(len(CELLS))))
+        f"{f'{sum(d[i] < 0 for d in diffs)} of {len(diffs)}':>{W}}" for i in range(len(CELLS))))
 
 
 if __name__ == "__main__":

@@ -40,13 +40,27 @@ from sourcetrace.training.stage import save_untrained  # noqa: E402
 STAGES = ("fingerprint_embedding_extraction", "create_fingerprint_avg_emb_csv", "trials_embedding_extraction",
           "cosine_sim", "compute_eer_pooled")
 CELLS = ("kn ATK", "kn AM", "kn VM", "unk ATK", "unk AM", "unk VM")
-W = 18  # column width
+W = 20  # column width
+
+
+def cpu() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+ENV = dict(os.environ)
 
 
 def run(command: list[str], log: Path) -> float:
     began = time.perf_counter()
     with open(log, "a") as handle:
-        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, text=True)
+        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, text=True, env=ENV)
     if done.returncode:
         sys.exit(f"failed ({done.returncode}): {' '.join(command)}; see {log}")
     return time.perf_counter() - began
@@ -88,9 +102,13 @@ def main() -> None:
     parser.add_argument("--config", default="config/demo_ResNet-34.conf")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1234, 1, 2])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "data" / "demo_training")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads of every run (OMP_NUM_THREADS); default: torch's (the cores)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for training and the stages (repeatable)")
     args = parser.parse_args()
+    if args.threads:
+        ENV["OMP_NUM_THREADS"] = str(args.threads)
     trained, untrained, times = [], [], []
     load = os.getloadavg()[0]
     for seed in args.seeds:
@@ -114,8 +132,11 @@ def main() -> None:
         times.append((t_train, t_stages))
         print(f"seed {seed}: training {t_train:.0f} s (best dev loss at epoch {epoch}/{epochs}, dev accuracy "
               f"{accuracy:.3f}), its five stages {t_stages:.0f} s", flush=True)
-    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load {load:.1f} at the "
-          f"start; config {args.config}" + "".join(f" --set {s}" for s in args.set))
+    threads = args.threads or "default"
+    print(f"\n{cpu()}, {os.cpu_count()} CPU cores, {threads} threads, load {load:.1f} at the start; "
+          f"config {args.config}" + "".join(f" --set {s}" for s in args.set))
+    print("training s: " + ", ".join(f"{t:.0f}" for t, _ in times) + "; stages with the trained network s: "
+          + ", ".join(f"{t:.0f}" for _, t in times))
     print(f"\n{'pooled EER (%)':28}" + "".join(f"{c:>{W}}" for c in CELLS))
     for seed, t, u in zip(args.seeds, trained, untrained):
         print(row(f"trained, seed {seed}", t))

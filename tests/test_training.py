@@ -50,16 +50,18 @@ def corpus(tmp_path_factory) -> Path:
     return training_corpus(tmp_path_factory.mktemp("train"))
 
 
-def training_corpus(root: Path) -> Path:
-    """8 utterances of each class under db/<ATK>/<file>.wav and their protocol train.txt."""
-    rng = np.random.default_rng(0)
+def training_corpus(root: Path, per_class: int = 8, seed: int = 0, wave=None) -> Path:
+    """`per_class` utterances of each class under db/<ATK>/<file>.wav and their protocol
+    train.txt; `wave(rng, class index)` makes one (default: tests/corpus.py's tones)."""
+    rng = np.random.default_rng(seed)
+    wave = wave or (lambda rng, k: _tone(rng, CLASSES[k], rng.uniform(0.3, 0.8)))
     lines = []
-    for attack in CLASSES:
-        for i in range(8):
+    for k, attack in enumerate(CLASSES):
+        for i in range(per_class):
             name = f"{attack}_T_{i:04d}"
             path = root / "db" / attack / f"{name}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, _tone(rng, attack, rng.uniform(0.3, 0.8)), 16000)
+            sf.write(path, wave(rng, k), 16000)
             lines.append(f"spk{i % 3} {name} - {attack} spoof")
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     return root
@@ -412,16 +414,8 @@ def test_training_learns_what_separates_the_training_attacks(tmp_path, capsys):
     both EERs are measured here, on the same utterances."""
     from sourcetrace.config import load_config
     from sourcetrace.training.stage import save_untrained
-    rng = np.random.default_rng(11)
-    lines = []
-    for colour, attack in enumerate(CLASSES):
-        for i in range(16):
-            name = f"{attack}_T_{i:04d}"
-            path = tmp_path / "db" / attack / f"{name}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, _noise_coloured(rng, colour, rng.uniform(0.6, 1.0)), 16000)
-            lines.append(f"spk {name} - {attack} spoof")
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    training_corpus(tmp_path, 16, 11, lambda rng, colour: _noise_coloured(rng, colour, rng.uniform(0.6, 1.0)))
+    rng = np.random.default_rng(12)
     model_config = {"architecture": "ResNet34", "n_mels": 40, "blocks": [1, 1, 1, 1], "channels": [8, 8, 16, 16],
                     "embedding_dim": 32}
     cfg = {"system": "learns", "output_dir": str(tmp_path / "out"), "model_config": model_config,
@@ -437,10 +431,11 @@ def test_training_learns_what_separates_the_training_attacks(tmp_path, capsys):
 
     untrained = tmp_path / "untrained.pth"
     assert save_untrained(load_config(write(cfg, tmp_path)), untrained) == CLASSES
-    held_out = {c: [_noise_coloured(rng, colour, rng.uniform(0.6, 1.0)) for _ in range(24)]
+    held_out = {c: [_noise_coloured(rng, colour, rng.uniform(0.6, 1.0)) for _ in range(40)]
                 for colour, c in enumerate(CLASSES)}
-    enroll = {c: waves[:4] for c, waves in held_out.items()}
-    trials = [(c, w) for c, waves in held_out.items() for w in waves[4:]]
+    enroll = {c: waves[:8] for c, waves in held_out.items()}
+    trials = [(c, w) for c, waves in held_out.items() for w in waves[8:]]
     before = _attack_eer(model_config, untrained, enroll, trials)
     after = _attack_eer(model_config, tmp_path / "out" / "learns_training" / "best.pth", enroll, trials)
-    assert after < before / 3, (before, after)  # here: 28.3 -> 3.3
+    # here (train.seed 3): 29.4 -> 1.0; with train.seed 4, 5, 6: 26.0 -> 8.3, 33.3 -> 1.0, 22.9 -> 2.1
+    assert after < before / 2, (before, after)

@@ -33,3 +33,7 @@ done
 echo "(Mini-STOPA; stages ran in $(( $(date +%s) - start )) s)"
 echo
 "$PY" -m sourcetrace.report demo_outputs AASIST_CM AASIST_STOPA ${trained[@]+ResNet-34_MiniSTOPA}
+if [ "${trained[*]+set}" = set ]; then
+  echo "(ResNet-34_MiniSTOPA was trained on this machine: across seeds, hosts and thread counts its cells"
+  echo " differ by a few points; the spread and what holds for every run: docs/training.md)"
+fi

@@ -87,6 +87,11 @@ def best_epoch(history: Path) -> tuple[int, int, float]:
     return epoch, len(rows), accuracy
 
 
+def shown(path: str) -> str:
+    """`path` relative to the repository when it is inside it."""
+    return os.path.relpath(path, REPO) if Path(path).is_relative_to(REPO) else path
+
+
 def row(name: str, values) -> str:
     return f"{name:28}" + "".join(f"{v:>{W}.2f}" for v in values)
 
@@ -99,14 +104,20 @@ def summary(name: str, runs: list[tuple[float, ...]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="config/demo_ResNet-34.conf")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1234, 1, 2])
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "data" / "demo_training")
+    parser.add_argument("--config", default="config/demo_ResNet-34.conf",
+                        help="the system to train (default: the demo's; relative to here or to the repository)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1234, 1, 2], help="train.seed of each run")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "data" / "demo_training",
+                        help="where each seed's outputs and log go (seed_S/)")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads of every run (OMP_NUM_THREADS); default: torch's (the cores)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for training and the stages (repeatable)")
     args = parser.parse_args()
+    # paths given relative to where it is started; the demo config's own paths are relative to the repository
+    config = Path(args.config) if Path(args.config).is_file() else REPO / args.config
+    args.config, args.out = str(config.resolve()), args.out.resolve()
+    os.chdir(REPO)
     if args.threads:
         ENV["OMP_NUM_THREADS"] = str(args.threads)
     trained, untrained, times = [], [], []
@@ -134,7 +145,7 @@ def main() -> None:
               f"{accuracy:.3f}), its five stages {t_stages:.0f} s", flush=True)
     threads = args.threads or "default"
     print(f"\n{cpu()}, {os.cpu_count()} CPU cores, {threads} threads, load {load:.1f} at the start; "
-          f"config {args.config}" + "".join(f" --set {s}" for s in args.set))
+          f"config {shown(args.config)}" + "".join(f" --set {s}" for s in args.set))
     print("training s: " + ", ".join(f"{t:.0f}" for t, _ in times) + "; stages with the trained network s: "
           + ", ".join(f"{t:.0f}" for _, t in times))
     print(f"\n{'pooled EER (%)':28}" + "".join(f"{c:>{W}}" for c in CELLS))

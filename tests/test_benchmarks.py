@@ -14,6 +14,9 @@ TINY = {  # script: arguments giving a run of seconds, not minutes
     "bench_batching.py": ["--plan-utterances", "300", "--plan-batch-sizes", "8", "--quantum", "1",
                           "--models", "aasist", "--utterances", "3", "--timing-max-s", "1", "--repeats", "1"],
     "bench_corpus_import.py": ["--sources", "2", "--dev", "12", "--eval", "6"],
+    "bench_demo_training.py": ["--seeds", "7", "--out", "{tmp}/data", "--set", "train.epochs=1", "--set",
+                               'model_config={{"architecture": "ResNet34", "n_mels": 40, "blocks": [1, 1, 1, 1], '
+                               '"channels": [4, 4, 8, 8], "embedding_dim": 16}}'],  # braces: str.format
     "bench_distributed.py": ["--files", "4", "--median-s", "0.5", "--ranks", "2", "--repeats", "1",
                              "--threads", "1"],
     "bench_evaluation.py": ["--rows", "20000"],

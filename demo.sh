@@ -35,5 +35,5 @@ echo
 "$PY" -m sourcetrace.report demo_outputs AASIST_CM AASIST_STOPA ${trained[@]+ResNet-34_MiniSTOPA}
 if [ "${trained[*]+set}" = set ]; then
   echo "(ResNet-34_MiniSTOPA was trained on this machine: across seeds, hosts and thread counts its cells"
-  echo " differ by a few points; the spread and what holds for every run: docs/training.md)"
+  echo " moved by up to about 6 points in our runs; the spread and what holds in every run: docs/training.md)"
 fi

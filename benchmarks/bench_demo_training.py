@@ -111,6 +111,8 @@ def main() -> None:
                         help="where each seed's outputs and log go (seed_S/)")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads of every run (OMP_NUM_THREADS); default: torch's (the cores)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="train data-parallel in N processes (torchrun, gloo on CPU; N must divide the batch)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for training and the stages (repeatable)")
     args = parser.parse_args()
@@ -131,7 +133,9 @@ def main() -> None:
         cfg = load_config(args.config, base)
         system = cfg["system"]
         flags = [x for s in base for x in ("--set", s)]
-        t_train = run([sys.executable, "train_model.py", "--config", args.config, "-q", "--force", *flags], log)
+        launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}"]
+                    if args.nproc > 1 else [sys.executable])
+        t_train = run([*launcher, "train_model.py", "--config", args.config, "-q", "--force", *flags], log)
         best = out / f"{system}_training" / "best.pth"
         t_stages = stages(args.config, [*base, f"model_path={best}"], log)
         raw = out / "untrained.pth"
@@ -144,7 +148,8 @@ def main() -> None:
         print(f"seed {seed}: training {t_train:.0f} s (best dev loss at epoch {epoch}/{epochs}, dev accuracy "
               f"{accuracy:.3f}), its five stages {t_stages:.0f} s", flush=True)
     threads = args.threads or "default"
-    print(f"\n{cpu()}, {os.cpu_count()} CPU cores, {threads} threads, load {load:.1f} at the start; "
+    print(f"\n{cpu()}, {os.cpu_count()} CPU cores, intra-op threads: {threads}, training processes: {args.nproc}, "
+          f"load {load:.1f} at the start; "
           f"config {shown(args.config)}" + "".join(f" --set {s}" for s in args.set))
     print("training s: " + ", ".join(f"{t:.0f}" for t, _ in times) + "; stages with the trained network s: "
           + ", ".join(f"{t:.0f}" for _, t in times))

@@ -34,11 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sourcetrace.config import load_config  # noqa: E402
-from sourcetrace.report import read_pooled, system_dir  # noqa: E402
+from sourcetrace.registry import STAGES  # noqa: E402
+from sourcetrace.report import pooled_row  # noqa: E402
 from sourcetrace.training.stage import save_untrained  # noqa: E402
 
-STAGES = ("fingerprint_embedding_extraction", "create_fingerprint_avg_emb_csv", "trials_embedding_extraction",
-          "cosine_sim", "compute_eer_pooled")
 CELLS = ("kn ATK", "kn AM", "kn VM", "unk ATK", "unk AM", "unk VM")
 W = 20  # column width
 
@@ -68,12 +67,7 @@ def run(command: list[str], log: Path) -> float:
 
 def stages(config: str, sets: list[str], log: Path) -> float:
     flags = [x for s in sets for x in ("--set", s)]
-    return sum(run([sys.executable, f"{stage}.py", "--config", config, "-q", *flags], log) for stage in STAGES)
-
-
-def pooled(output_dir: Path, system: str) -> tuple[float, ...]:
-    folder = system_dir(output_dir, system)
-    return read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
+    return sum(run([sys.executable, STAGES[n].script, "--config", config, "-q", *flags], log) for n in range(1, 6))
 
 
 def best_epoch(history: Path) -> tuple[int, int, float]:
@@ -83,7 +77,7 @@ def best_epoch(history: Path) -> tuple[int, int, float]:
     dev = [(float(r["dev_loss"]), int(r["epoch"]), float(r["dev_accuracy"])) for r in rows if r["dev_loss"]]
     if not dev:
         return len(rows), len(rows), float("nan")
-    loss, epoch, accuracy = min(dev)
+    _, epoch, accuracy = min(dev)
     return epoch, len(rows), accuracy
 
 
@@ -142,8 +136,8 @@ def main() -> None:
         save_untrained(cfg, raw)
         stages(args.config, [*base, f"model_path={raw}", f"system={system}_untrained"], log)
         epoch, epochs, accuracy = best_epoch(out / f"{system}_training" / "history.csv")
-        trained.append(pooled(out, system))
-        untrained.append(pooled(out, f"{system}_untrained"))
+        trained.append(pooled_row(out, system))
+        untrained.append(pooled_row(out, f"{system}_untrained"))
         times.append((t_train, t_stages))
         print(f"seed {seed}: training {t_train:.0f} s (best dev loss at epoch {epoch}/{epochs}, dev accuracy "
               f"{accuracy:.3f}), its five stages {t_stages:.0f} s", flush=True)

@@ -72,6 +72,12 @@ def read_pooled(path: Path) -> tuple[float | None, ...]:
                          f"ATK required)") from None
 
 
+def pooled_row(output_dir: Path, system: str) -> tuple[float | None, ...]:
+    """A system's stage 5 pooled EERs (%): known ATK, AM, VM, then unknown ATK, AM, VM."""
+    folder = system_dir(output_dir, system)
+    return read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
+
+
 def _present(pooled: list[tuple]) -> list[int]:
     """Positions (in ATK, AM, VM order) of the labels that at least one system has."""
     return [i for i in range(len(ROWS)) if any(p[i] is not None for p in pooled)]
@@ -109,10 +115,7 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
 def table(output_dir: Path, systems: list[str], paper: bool = False) -> str:
     """The pooled EER text table: one line per system (and its paper line with `paper`); only the
     labels some system has, with a note naming the others."""
-    pooled = {}
-    for system in systems:
-        folder = system_dir(output_dir, system)
-        pooled[system] = read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
+    pooled = {system: pooled_row(output_dir, system) for system in systems}
     present = _present([p[:3] for p in pooled.values()] + [p[3:] for p in pooled.values()])
     names = [("ATK", "AM", "VM")[i] for i in present]
     heads = [f"known {n}" if k == 0 else n for k, n in enumerate(names)] + \
@@ -161,9 +164,8 @@ def markdown(output_dir: Path, systems: list[str], paper: bool, report_path: Pat
            "## Pooled EER (Table 4)", ""]
     pooled, metrics = {}, {}
     for system in systems:
-        folder = system_dir(output_dir, system)
-        pooled[system] = read_pooled(folder / "pooled_eer_kn.csv") + read_pooled(folder / "pooled_eer_ukn.csv")
-        metrics[system] = read_metrics(folder / "metrics.csv")
+        pooled[system] = pooled_row(output_dir, system)
+        metrics[system] = read_metrics(system_dir(output_dir, system) / "metrics.csv")
     halves = [p[:3] for p in pooled.values()] + [p[3:] for p in pooled.values()]
     present = _present(halves)
     cells = present + [3 + i for i in present]

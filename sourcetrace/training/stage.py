@@ -103,13 +103,18 @@ def _model(cfg, arch: str, s: dict, classes: list[str]) -> torch.nn.Module:
     return model
 
 
+def _need_train_protocol(cfg) -> None:
+    if cfg["train_protocol"] is None:
+        raise StageError("'train_protocol' is not set: a training protocol (rows SPEAKER FILE - ATTACK LABEL) "
+                         "is needed to train")
+
+
 def save_untrained(cfg, path: Path) -> list[str]:
     """Write the network stage 0 would start from (the seeded initialisation of `cfg`, its
     head sized by the training protocol's classes) as a checkpoint the stages load, as
     `best.pth` is written; returns the classes. The baseline that shows what training adds."""
     arch, s = architecture(cfg), train_settings(cfg)
-    if cfg["train_protocol"] is None:
-        raise StageError("'train_protocol' is not set: the untrained head is sized by its classes")
+    _need_train_protocol(cfg)
     classes = sorted({r.target(cfg["train_target"]) for r in data.read_protocol(cfg["train_protocol"])})
     model = _model(cfg, arch, s, classes)
     checkpoints.save_best(Path(path), arch, model.state_dict(), classes, 0, cfg["system"], cfg["model_config"])
@@ -118,9 +123,7 @@ def save_untrained(cfg, path: Path) -> list[str]:
 
 def run(ctx) -> StageResult | None:
     cfg, world = ctx.cfg, ctx.world
-    if cfg["train_protocol"] is None:
-        raise StageError("'train_protocol' is not set: a training protocol (rows SPEAKER FILE - ATTACK LABEL) "
-                         "is needed to train")
+    _need_train_protocol(cfg)
     if cfg["precision"] not in ("fp32", "bf16"):
         raise StageError(f"'precision' is {cfg['precision']!r}; training runs in fp32 or bf16")
     arch, s = architecture(cfg), train_settings(cfg)
